@@ -1,0 +1,80 @@
+# rates: every command of the project. `make` (or `make help`) lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+COMPOSE ?= docker compose
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: help bootstrap env build up down reset logs ps psql lint test bench-up lock dump venv clean
+
+help: ## list the commands
+	@echo "rates: make COMMAND"
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+bootstrap: ## prepare this machine (root): Docker engine, Compose v2, local base images if no registry
+	scripts/bootstrap
+
+env: ## create .env from .env.example with a random password (an existing .env is kept)
+	scripts/init-env
+
+build: ## build the API image
+	@scripts/stage-build-ca >/dev/null
+	$(COMPOSE) build api
+	@echo "built $$($(COMPOSE) config --images | sort -u | tr '\n' ' ')"
+
+up: ## build, start db + migrate + api, wait until healthy, print the URL
+	scripts/up
+
+down: ## stop and remove the containers, keep the database volume
+	$(COMPOSE) down --remove-orphans
+	@echo "stopped; the database volume is kept (make reset wipes it)"
+
+reset: ## wipe the database volume, then start again (the dump is loaded afresh)
+	$(COMPOSE) down --volumes --remove-orphans
+	@echo "removed containers, network and the database volume"
+	scripts/up
+
+logs: ## follow the logs of every service
+	$(COMPOSE) logs --follow --tail=100
+
+ps: ## list the containers of the stack and their health
+	$(COMPOSE) ps --all
+
+psql: ## open psql on the rates database inside the db container
+	$(COMPOSE) exec db sh -c 'psql -U "$$POSTGRES_USER" rates'
+
+lint: venv ## hadolint every Dockerfile, validate compose.yaml, ruff the Python code
+	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
+	$(COMPOSE) config --quiet
+	$(VENV)/bin/ruff check rates tests
+	@echo "lint: Dockerfiles, compose.yaml and Python code are clean"
+
+test: venv ## run the whole test suite (unit, integration, environment) against real containers
+	$(VENV)/bin/pytest
+
+bench-up: ## measure `make up` time (first build and cached) and the API image size
+	$(PY) scripts/bench_up.py
+
+lock: ## re-resolve the pinned dependencies (rates/requirements.txt, tests/requirements.txt)
+	uv pip compile rates/requirements.in --generate-hashes --python-version 3.11 \
+	  --custom-compile-command "make lock" -o rates/requirements.txt
+	uv pip compile tests/requirements.in --generate-hashes --python-version 3.11 \
+	  --custom-compile-command "make lock" -o tests/requirements.txt
+
+dump: ## regenerate db/rates.sql from the seeded generator
+	$(PYTHON) -m rates generate-dump --output db/rates.sql
+	@echo "wrote db/rates.sql"
+
+venv: $(VENV)/.installed ## create .venv with the locked test and lint tools
+
+$(VENV)/.installed: tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tests/requirements.txt
+	@touch $@
+	@echo "venv: $(VENV) has the locked test dependencies"
+
+clean: ## remove the virtualenv and build leftovers (not containers: see down/reset)
+	rm -rf $(VENV) .build .pytest_cache .ruff_cache
+	@echo "removed $(VENV), .build and caches"

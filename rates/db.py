@@ -1,0 +1,87 @@
+"""Database access: one connection pool per worker process, opened lazily.
+
+The pool is created on first use (after gunicorn forks), so the service starts while the
+database is down. A request that cannot get a connection within ``DB_POOL_TIMEOUT`` seconds
+raises ``DatabaseUnavailable``; connections broken by a database restart are discarded and the
+read is retried once on a fresh connection, so the service recovers without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Sequence
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from rates.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached right now (HTTP 503)."""
+
+
+class Database:
+    """A lazily opened psycopg connection pool with fail-fast reads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    def _configure(self, conn: psycopg.Connection) -> None:
+        timeout = self._settings.DB_STATEMENT_TIMEOUT_MS
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{timeout}ms",))
+        conn.commit()
+
+    @property
+    def pool(self) -> ConnectionPool:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    s = self._settings
+                    pool = ConnectionPool(
+                        s.conninfo(),
+                        min_size=s.DB_POOL_MIN_SIZE,
+                        max_size=s.DB_POOL_MAX_SIZE,
+                        timeout=s.DB_POOL_TIMEOUT,
+                        # Keep retrying in the background for as long as the process lives.
+                        reconnect_timeout=24 * 3600,
+                        configure=self._configure,
+                        name="rates",
+                        open=False,
+                    )
+                    pool.open(wait=False)
+                    self._pool = pool
+        return self._pool
+
+    def fetch_all(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Run a read-only query and return its rows; retries once on a broken connection."""
+        for attempt in (1, 2):
+            try:
+                with self.pool.connection() as conn:
+                    return conn.execute(query, params, prepare=True).fetchall()
+            except PoolTimeout as exc:
+                raise DatabaseUnavailable("no database connection available") from exc
+            except psycopg.OperationalError as exc:
+                # A connection killed by a server restart fails once; the pool drops it.
+                if attempt == 2:
+                    raise DatabaseUnavailable(f"database error: {exc.sqlstate or 'connection lost'}") from exc
+                log.warning("database connection lost, retrying once: %s", exc)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def ping(self, timeout: float) -> None:
+        """Raise DatabaseUnavailable unless a pooled connection answers within ``timeout`` s."""
+        try:
+            with self.pool.connection(timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable("database not reachable") from exc
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

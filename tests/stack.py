@@ -1,0 +1,109 @@
+"""Drive a copy of the compose stack from the tests: start, stop, inspect, query."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+ORIGINAL_DUMP = ROOT.parent / "shared" / "data" / "rates.sql"
+DOCUMENTED_QUERY = "date_from=2021-01-01&date_to=2021-01-31&orig_code=CNGGZ&dest_code=EETLL"
+
+
+def dotenv_password() -> str:
+    from rates.config import parse_env_file
+
+    return parse_env_file(ROOT / ".env")["POSTGRES_PASSWORD"]
+
+
+def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True, timeout: float = 600,
+        ) -> subprocess.CompletedProcess[str]:
+    """Run a command from the repository root; on failure the error shows its output."""
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@dataclass
+class Stack:
+    """One copy of the stack: a compose project name and its published ports."""
+
+    project: str
+    api_port: int
+    db_port: int
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            COMPOSE_PROJECT_NAME=self.project,
+            API_PORT=str(self.api_port),
+            DB_PUBLISH_PORT=str(self.db_port),
+            **self.extra_env,
+        )
+        return env
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def make(self, target: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["make", target], env=self.env, check=check)
+
+    def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["docker", "compose", *args], env=self.env, check=check)
+
+    def conninfo(self, dbname: str = "rates") -> str:
+        return (f"host=127.0.0.1 port={self.db_port} dbname={dbname} user=postgres "
+                f"password={dotenv_password()} connect_timeout=5")
+
+    def connect(self, dbname: str = "rates", **kwargs) -> psycopg.Connection:
+        return psycopg.connect(self.conninfo(dbname), **kwargs)
+
+    def containers(self) -> list[dict]:
+        """`docker compose ps --all` as a list of dicts (one per container)."""
+        out = self.compose("ps", "--all", "--format", "json").stdout.strip()
+        if not out:
+            return []
+        if out.startswith("["):
+            return json.loads(out)
+        return [json.loads(line) for line in out.splitlines()]
+
+    def container_id(self, service: str) -> str:
+        return self.compose("ps", "--all", "-q", service).stdout.strip()
+
+    def inspect(self, service: str) -> dict:
+        return json.loads(run(["docker", "inspect", self.container_id(service)]).stdout)[0]
+
+    def get(self, path: str, timeout: float = 10) -> requests.Response:
+        return requests.get(self.api_url + path, timeout=timeout)
+
+    def wait_for(self, path: str, status: int = 200, within: float = 60) -> requests.Response:
+        """Poll the API until ``path`` answers ``status``; fail after ``within`` seconds."""
+        deadline = time.monotonic() + within
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                response = self.get(path, timeout=5)
+                if response.status_code == status:
+                    return response
+                last = f"{response.status_code} {response.text[:200]}"
+            except requests.RequestException as exc:
+                last = exc
+            time.sleep(0.5)
+        raise AssertionError(f"{path} did not answer {status} within {within}s; last: {last}")
+
+    def resources(self, kind: str) -> list[str]:
+        """Names of the project's docker resources of ``kind`` (container, network, volume)."""
+        flag = {"container": ["ps", "-a"], "network": ["network", "ls"], "volume": ["volume", "ls"]}[kind]
+        out = run(["docker", *flag, "-q", "--filter", f"label=com.docker.compose.project={self.project}"]).stdout
+        return out.split()
