@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
@@ -126,7 +127,9 @@ class Settings:
     )
     MIGRATE_DIR: str = _setting(str(PROJECT_DIR / "db" / "migrations"), _nonempty, "folder of NNNN_name.sql migrations")
     MIGRATE_MAINTENANCE_DB: str = _setting("postgres", _nonempty, "database used to CREATE DATABASE DB_NAME")
-    MIGRATE_WAIT_SECONDS: float = _setting(60.0, _float(0), "how long migrate waits for the database to accept connections")
+    MIGRATE_WAIT_SECONDS: float = _setting(
+        60.0, _float(0), "how long migrate waits for the database to accept connections"
+    )
 
     @property
     def workers(self) -> int:

@@ -87,10 +87,10 @@ def connect_when_ready(settings: Settings) -> psycopg.Connection:
         attempt += 1
         try:
             return psycopg.connect(settings.conninfo())
-        except InvalidCatalogName:
-            create_database(settings)
-            continue
         except psycopg.OperationalError as exc:
+            if database_missing(exc, settings.DB_NAME):
+                create_database(settings)
+                continue
             if time.monotonic() + delay > deadline:
                 raise MigrationError(
                     f"database {settings.DB_HOST}:{settings.DB_PORT} not reachable after {attempt} attempts "
@@ -99,6 +99,11 @@ def connect_when_ready(settings: Settings) -> psycopg.Connection:
             log.info("waiting for the database (attempt %d): %s", attempt, str(exc).strip().splitlines()[-1])
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def database_missing(exc: psycopg.OperationalError, dbname: str) -> bool:
+    """Whether a connection failed because the database does not exist (SQLSTATE 3D000)."""
+    return isinstance(exc, InvalidCatalogName) or f'database "{dbname}" does not exist' in str(exc)
 
 
 def create_database(settings: Settings) -> None:
@@ -176,4 +181,6 @@ def run(settings: Settings) -> None:
         load_dump(conn, dump_path, applied(conn))
         count = apply_migrations(conn, migrations, applied(conn))
         conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
-    log.info("database %s is up to date (%d migration(s) applied now, %d known)", settings.DB_NAME, count, len(migrations))
+    log.info(
+        "database %s is up to date (%d migration(s) applied now, %d known)", settings.DB_NAME, count, len(migrations)
+    )

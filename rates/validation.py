@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Mapping
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A UN/LOCODE-style port code (CNGGZ) or a region slug (china_main).

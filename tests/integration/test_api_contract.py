@@ -84,7 +84,8 @@ def test_region_slug_covers_ports_of_sub_regions(stack):
         ).fetchone()
         ports = [c for (c,) in conn.execute(
             "WITH RECURSIVE down(slug) AS (SELECT %s::text UNION SELECT r.slug FROM regions r "
-            " JOIN down ON r.parent_slug = down.slug) SELECT code FROM ports WHERE parent_slug IN (SELECT slug FROM down)",
+            " JOIN down ON r.parent_slug = down.slug) "
+            "SELECT code FROM ports WHERE parent_slug IN (SELECT slug FROM down)",
             (root,),
         )]
         n, avg = conn.execute(

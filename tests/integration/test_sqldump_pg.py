@@ -68,7 +68,9 @@ def committed_dump_with(tmp_path: Path, after: str, inserted: str) -> tuple[Path
     return path, index + 1
 
 
-def test_load_committed_dump(conn: psycopg.Connection, expected_stats: dumpgen.DumpStats) -> None:
+def test_load_committed_dump(
+    conn: psycopg.Connection, scratch_conninfo: str, expected_stats: dumpgen.DumpStats
+) -> None:
     with conn.transaction():
         stats = load(conn, COMMITTED_DUMP)
     assert stats == LoadStats(
@@ -89,7 +91,7 @@ def test_load_committed_dump(conn: psycopg.Connection, expected_stats: dumpgen.D
     ).fetchone()
     assert constraints == (2, 4)
     # The data is committed: another connection sees it.
-    with psycopg.connect(conn.info.dsn) as other:
+    with psycopg.connect(scratch_conninfo) as other:  # info.dsn omits the password
         assert counts(other)["prices"] == expected_stats.prices
 
 

@@ -103,7 +103,8 @@ def test_conninfo_carries_every_connection_setting():
     from psycopg.conninfo import conninfo_to_dict
 
     info = conninfo_to_dict(s.conninfo())
-    assert (info["host"], info["port"], info["user"], info["password"], info["dbname"]) == ("h", "1234", "u", "p w", "n")
+    got = (info["host"], info["port"], info["user"], info["password"], info["dbname"])
+    assert got == ("h", "1234", "u", "p w", "n")
     assert conninfo_to_dict(s.conninfo("postgres"))["dbname"] == "postgres"
 
 

@@ -76,8 +76,8 @@ init_database() {
 	# Temporary server, reachable only through the unix socket, for the setup SQL.
 	# User args ("-c shared_buffers=...") are passed too, like the official image.
 	log "starting temporary server for setup"
-	PGUSER="$POSTGRES_USER" pg_ctl -D "$PGDATA" -w -t 60 \
-		-o "-c listen_addresses='' -p 5432 $(printf '%q ' "$@")" start
+	set -- "$@" -c listen_addresses= -p 5432
+	PGUSER="$POSTGRES_USER" pg_ctl -D "$PGDATA" -w -t 60 -o "$(printf '%q ' "$@")" start
 
 	local -a psql=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc)
 	"${psql[@]}" --dbname postgres --set db="$POSTGRES_DB" <<-'SQL'
