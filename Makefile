@@ -48,7 +48,7 @@ psql: ## open psql on the rates database inside the db container
 lint: venv ## hadolint every Dockerfile, validate compose.yaml, ruff the Python code
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	$(COMPOSE) config --quiet
-	$(VENV)/bin/ruff check rates tests
+	$(VENV)/bin/ruff check rates tests scripts
 	@echo "lint: Dockerfiles, compose.yaml and Python code are clean"
 
 test: venv ## run the whole test suite (unit, integration, environment) against real containers

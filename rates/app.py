@@ -37,7 +37,7 @@ def create_app(settings: config.Settings | None = None, database: Database | Non
         """Average price per day between two ports or regions, newest day first."""
         q = parse_rates_query(request.args, settings.RATES_MAX_RANGE_DAYS)
         rows = db.fetch_all(
-            queries.DAILY_AVERAGE,
+            queries.daily_average(q.orig_is_region, q.dest_is_region),
             {"orig": q.orig, "dest": q.dest, "date_from": q.date_from, "date_to": q.date_to},
         )
         return json_response({"rates": [{"count": n, "day": day, "price": price} for day, n, price in rows]})

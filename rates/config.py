@@ -194,7 +194,7 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     env_file = Path(env.get("RATES_ENV_FILE", ".env"))
     dotenv: dict[str, str] = {}
-    if env_file.is_file():
+    if env_file.exists() and not env_file.is_dir():  # /dev/null is a valid empty file
         dotenv = parse_env_file(env_file)
     elif "RATES_ENV_FILE" in env:
         raise ConfigError(f"RATES_ENV_FILE: file not found: {env_file}")

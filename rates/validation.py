@@ -29,6 +29,19 @@ class RatesQuery:
     orig: str
     dest: str
 
+    @property
+    def orig_is_region(self) -> bool:
+        return is_region_slug(self.orig)
+
+    @property
+    def dest_is_region(self) -> bool:
+        return is_region_slug(self.dest)
+
+
+def is_region_slug(location: str) -> bool:
+    """Port codes are upper case (CNGGZ), region slugs lower case (china_main)."""
+    return REGION_SLUG.fullmatch(location) is not None
+
 
 def _required(args: Mapping[str, str], name: str) -> str:
     value = args.get(name)

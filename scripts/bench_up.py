@@ -42,8 +42,10 @@ def main() -> int:
     figures: list[tuple[str, float]] = []
     try:
         wipe()
-        figures.append(("first build of the API image (--no-cache)", timed("docker", "compose", "build", "--no-cache", "api")))
-        figures.append(("baseline: db alone from an empty volume", timed("docker", "compose", "up", "-d", "--wait", "db")))
+        build = timed("docker", "compose", "build", "--no-cache", "api")
+        figures.append(("first build of the API image (--no-cache)", build))
+        db_alone = timed("docker", "compose", "up", "-d", "--wait", "db")
+        figures.append(("baseline: db alone from an empty volume", db_alone))
         wipe()
         figures.append(("make up, image built, empty volume", timed("scripts/up")))
         figures.append(("make up again, stack running", timed("scripts/up")))
