@@ -4,6 +4,7 @@
   generate-dump   write the project's generated dump (see rates.dumpgen)
   config          check the configuration and print every setting (secrets masked)
   healthcheck     exit 0 when the local API answers /healthz (container HEALTHCHECK)
+  serve           run the HTTP server named by WEB_SERVER (granian or gunicorn)
 """
 
 from __future__ import annotations
@@ -57,6 +58,12 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
         return 1
 
 
+def cmd_serve(_: argparse.Namespace) -> int:
+    from rates import serve
+
+    return serve.main(config.get())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rates", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -71,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     hc.add_argument("--path", default="/healthz")
     hc.add_argument("--timeout", type=float, default=3.0)
     hc.set_defaults(func=cmd_healthcheck)
+    sub.add_parser("serve", help="run the HTTP server (WEB_SERVER)").set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
-import json
 import logging
+from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from rates import config, queries
+from rates import config, metrics
 from rates.db import Database, DatabaseUnavailable
-from rates.validation import InvalidParameter, parse_rates_query
+from rates.middleware import ERROR_KEY, ROUTE_KEY, PathDispatcher, RequestObserver
+from rates.read_path import ROUTE, RatesEndpoint
+from rates.validation import InvalidParameter
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 1.0
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+JSON = "application/json"
 
 
 def json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
+    return Response(orjson.dumps(body), status=status, mimetype=JSON)
 
 
-def error_response(status: int, message: str) -> Response:
+def error_response(status: int, message: str, kind: str) -> Response:
+    request.environ[ERROR_KEY] = kind
     return json_response({"error": message}, status)
 
 
@@ -31,16 +37,14 @@ def create_app(settings: config.Settings | None = None, database: Database | Non
     db = database or Database(settings)
     app = Flask("rates")
     app.extensions["rates.db"] = db
+    rates_endpoint = RatesEndpoint(db, settings)
+    app.extensions["rates.service"] = rates_endpoint.service
+    openapi = OPENAPI_PATH.read_bytes()
 
-    @app.get("/rates")
-    def rates() -> Response:
-        """Average price per day between two ports or regions, newest day first."""
-        q = parse_rates_query(request.args, settings.RATES_MAX_RANGE_DAYS)
-        rows = db.fetch_all(
-            queries.daily_average(q.orig_is_region, q.dest_is_region),
-            {"orig": q.orig, "dest": q.dest, "date_from": q.date_from, "date_to": q.date_to},
-        )
-        return json_response({"rates": [{"count": n, "day": day, "price": price} for day, n, price in rows]})
+    @app.before_request
+    def tag_route() -> None:
+        if request.url_rule is not None:
+            request.environ[ROUTE_KEY] = request.url_rule.rule
 
     @app.get("/healthz")
     def healthz() -> Response:
@@ -53,27 +57,44 @@ def create_app(settings: config.Settings | None = None, database: Database | Non
         db.ping(READY_TIMEOUT_SECONDS)
         return json_response({"status": "ready"})
 
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        metrics.observe_pool(db.stats())
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)
+
+    @app.get("/openapi.json")
+    def openapi_document() -> Response:
+        return Response(openapi, mimetype=JSON)
+
     @app.errorhandler(InvalidParameter)
     def invalid_parameter(exc: InvalidParameter) -> Response:
-        return error_response(400, str(exc))
+        return error_response(400, str(exc), "invalid_parameter")
 
     @app.errorhandler(DatabaseUnavailable)
     def database_unavailable(exc: DatabaseUnavailable) -> Response:
         log.warning("503: %s (%s)", exc, exc.__cause__)
-        response = error_response(503, f"service unavailable: {exc}")
+        response = error_response(503, f"service unavailable: {exc}", "database_unavailable")
         response.headers["Retry-After"] = "1"
         return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        response = error_response(exc.code or 500, exc.description or exc.name)
-        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+        code = exc.code or 500
+        kind = {404: "not_found", 405: "method_not_allowed"}.get(code, f"http_{code}")
+        response = error_response(code, exc.description or exc.name, kind)
+        if code == 405 and getattr(exc, "valid_methods", None):
             response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
         return response
 
     @app.errorhandler(Exception)
     def unexpected_error(exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal server error")
+        return error_response(500, "internal server error", "internal")
 
+    # Routes of other modules register here.
+
+    # GET /rates is plain WSGI (the hot path); the rest goes through Flask. Request id, access
+    # log and metrics wrap everything, 404s and errors included.
+    app.wsgi_app = RequestObserver(PathDispatcher({ROUTE: rates_endpoint}, app.wsgi_app))  # type: ignore[method-assign]
     return app

@@ -32,7 +32,8 @@ class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
+    """CPUs this process may run on (respects container CPU sets)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
@@ -109,17 +110,19 @@ class Settings:
     DB_POOL_MAX_SIZE: int = _setting(4, _int(1, 1000), "connections each worker may open")
     DB_POOL_TIMEOUT: float = _setting(2.0, _float(0.01), "seconds a request waits for a pooled connection before 503")
 
-    # HTTP server (gunicorn).
+    # HTTP server.
+    WEB_SERVER: str = _setting("GRANIAN", _choice("GRANIAN", "GUNICORN"), "server `python -m rates serve` runs")
     WEB_BIND: str = _setting("0.0.0.0:3000", _nonempty, "address:port gunicorn listens on")
-    WEB_WORKERS: int = _setting(0, _int(0, 256), "worker processes; 0 = 2 x CPU cores + 1")
-    WEB_THREADS: int = _setting(1, _int(1, 256), "threads per worker")
-    WEB_TIMEOUT: int = _setting(30, _int(1, 3600), "seconds before a silent worker is killed and restarted")
+    WEB_WORKERS: int = _setting(0, _int(0, 256), "worker processes; 0 = CPU cores (granian), 2 x cores + 1 (gunicorn)")
+    WEB_THREADS: int = _setting(1, _int(1, 256), "threads per worker running the application")
+    WEB_TIMEOUT: int = _setting(30, _int(1, 3600), "gunicorn only: seconds before a silent worker is restarted")
     WEB_GRACEFUL_TIMEOUT: int = _setting(30, _int(1, 3600), "seconds in-flight requests get to finish on SIGTERM")
     WEB_KEEPALIVE: int = _setting(5, _int(0, 3600), "seconds an idle keep-alive connection is kept open")
     LOG_LEVEL: str = _setting("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level")
 
     # API behaviour.
     RATES_MAX_RANGE_DAYS: int = _setting(366, _int(1, 100_000), "longest date range /rates accepts, in days")
+    RATES_CACHE_SIZE: int = _setting(4096, _int(0, 10_000_000), "responses each worker caches (0 = no cache)")
 
     # Migrations (python -m rates migrate).
     MIGRATE_DUMP_PATH: str = _setting(
@@ -132,9 +135,9 @@ class Settings:
     )
 
     @property
-    def workers(self) -> int:
-        """Effective gunicorn worker count (WEB_WORKERS, or sized from the CPU count)."""
-        return self.WEB_WORKERS or 2 * _cpu_count() + 1
+    def gunicorn_workers(self) -> int:
+        """gunicorn's worker count: WEB_WORKERS, or 2 x cores + 1 (sync workers wait on I/O)."""
+        return self.WEB_WORKERS or 2 * cpu_count() + 1
 
     def conninfo(self, dbname: str | None = None) -> str:
         """libpq connection string; the password never appears in logs (see ``redacted``)."""

@@ -14,11 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+from psycopg import pq
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from rates.config import Settings
 
 log = logging.getLogger(__name__)
+
+# Prepared once per connection; read through libpq directly on the hot path (see data_version).
+DATA_VERSION_STATEMENT = b"rates_data_version"
+DATA_VERSION_SQL = b"SELECT version FROM data_version"
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -40,6 +45,9 @@ class Database:
         conn.autocommit = True
         timeout = self._settings.DB_STATEMENT_TIMEOUT_MS
         conn.execute("SELECT set_config('statement_timeout', %s, false)", (f"{timeout}ms",))
+        result = conn.pgconn.prepare(DATA_VERSION_STATEMENT, DATA_VERSION_SQL)
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise psycopg.OperationalError(f"cannot prepare the data version query: {result.error_message!r}")
 
     @property
     def pool(self) -> ConnectionPool:
@@ -77,6 +85,29 @@ class Database:
                 log.warning("database connection lost, retrying once: %s", exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def data_version(self) -> int:
+        """The current data version (migration 0002): one prepared single-row read.
+
+        It runs on every cached answer, so it talks to libpq directly: a fraction of the
+        Python work of a cursor. Retries once on a broken connection, like fetch_all.
+        """
+        for attempt in (1, 2):
+            try:
+                conn = self.pool.getconn()
+            except PoolTimeout as exc:
+                raise DatabaseUnavailable("no database connection available") from exc
+            try:
+                result = conn.pgconn.exec_prepared(DATA_VERSION_STATEMENT, [])
+                if result.status == pq.ExecStatus.TUPLES_OK:
+                    return int(result.get_value(0, 0))
+                error = (result.error_message or b"").decode(errors="replace").strip()
+            finally:
+                self.pool.putconn(conn)  # a broken connection is discarded by the pool
+            if attempt == 2 or conn.pgconn.status == pq.ConnStatus.OK:
+                raise DatabaseUnavailable(f"database error: {error or 'connection lost'}")
+            log.warning("database connection lost, retrying once: %s", error)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def ping(self, timeout: float) -> None:
         """Raise DatabaseUnavailable unless a pooled connection answers within ``timeout`` s."""
         try:
@@ -84,6 +115,10 @@ class Database:
                 conn.execute("SELECT 1")
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable("database not reachable") from exc
+
+    def stats(self) -> dict[str, int]:
+        """The pool's counters (size, available, waiting), or zeros before it is opened."""
+        return self._pool.get_stats() if self._pool is not None else {}
 
     def close(self) -> None:
         if self._pool is not None:

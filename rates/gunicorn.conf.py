@@ -20,7 +20,7 @@ except _rates_config.ConfigError as exc:  # a bad value stops start-up with a me
     sys.exit(f"configuration error: {exc}")
 
 bind = [_settings.WEB_BIND]
-workers = _settings.workers
+workers = _settings.gunicorn_workers
 threads = _settings.WEB_THREADS
 timeout = _settings.WEB_TIMEOUT
 graceful_timeout = _settings.WEB_GRACEFUL_TIMEOUT
@@ -35,3 +35,9 @@ preload_app = False
 def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
     _configure_logging(_settings.LOG_LEVEL)
     server.log.info("rates settings: %s", _settings.redacted())
+
+
+def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
+    from rates.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

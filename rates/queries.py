@@ -14,9 +14,10 @@ _PORTS_UNDER = """ARRAY(
 
 # Average price per day for a route; one row per day of the range, newest first. Days without
 # prices have count and price NULL; price is NULL when a day has fewer than 3 prices. The route
-# filter uses the index prices(orig_code, dest_code, day) from the first migration.
+# filter uses the index prices(orig_code, dest_code, day) from the first migration. Each row
+# also carries the data version of the statement's snapshot (see rates.cache).
 _DAILY_AVERAGE = """
-SELECT to_char(d.day, 'YYYY-MM-DD'), a.n, CASE WHEN a.n >= 3 THEN a.average END
+SELECT (SELECT version FROM data_version), to_char(d.day, 'YYYY-MM-DD'), a.n, CASE WHEN a.n >= 3 THEN a.average END
 FROM generate_series(%(date_from)s::date, %(date_to)s::date, interval '1 day') AS d(day)
 LEFT JOIN (
     SELECT p.day, count(*)::int AS n, avg(p.price)::float8 AS average
@@ -44,6 +45,10 @@ DAILY_AVERAGE_BY_SHAPE = {
     for dest_region in (False, True)
 }
 DAILY_AVERAGE = DAILY_AVERAGE_BY_SHAPE[False, False]
+
+
+# The current data version: one row, one index probe.
+DATA_VERSION = "SELECT version FROM data_version"
 
 
 def daily_average(orig_is_region: bool, dest_is_region: bool) -> str:

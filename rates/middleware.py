@@ -1,0 +1,79 @@
+"""WSGI middleware around the app: request id, one JSON log line and metrics per request."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from rates import metrics
+
+log = logging.getLogger("rates.access")
+# An incoming X-Request-ID is honoured when it is a sane token; otherwise a new one is made.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+ROUTE_KEY = "rates.route"
+ERROR_KEY = "rates.error_kind"
+
+StartResponse = Callable[..., Any]
+
+
+class RequestObserver:
+    """Wraps a WSGI app; the app may put its matched route and error kind in the environ."""
+
+    def __init__(self, app: Callable[[dict, StartResponse], Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        environ["rates.request_id"] = request_id
+        status_line = "500"
+
+        def observed_start_response(status: str, headers: list, exc_info: Any = None) -> Any:
+            nonlocal status_line
+            status_line = status
+            headers.append(("X-Request-ID", request_id))
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.app(environ, observed_start_response)
+        finally:
+            elapsed = time.perf_counter() - started
+            status = status_line.split(" ", 1)[0]
+            method = environ.get("REQUEST_METHOD", "")
+            route = environ.get(ROUTE_KEY, "unmatched")
+            metrics.REQUESTS.labels(method, route, status).inc()
+            metrics.LATENCY.labels(method, route).observe(elapsed)
+            kind = environ.get(ERROR_KEY)
+            if kind:
+                metrics.ERRORS.labels(kind).inc()
+            path = environ.get("PATH_INFO", "")
+            query = environ.get("QUERY_STRING")
+            log.info(
+                "%s %s %s", method, path, status,
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": f"{path}?{query}" if query else path,
+                    "route": route,
+                    "status": int(status) if status.isdigit() else status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "remote": environ.get("REMOTE_ADDR"),
+                },
+            )
+
+
+class PathDispatcher:
+    """Sends requests for the given exact paths to their own WSGI apps, the rest to ``default``."""
+
+    def __init__(self, routes: dict[str, Callable[[dict, StartResponse], Iterable[bytes]]],
+                 default: Callable[[dict, StartResponse], Iterable[bytes]]) -> None:
+        self.routes = routes
+        self.default = default
+
+    def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+        return self.routes.get(environ.get("PATH_INFO", ""), self.default)(environ, start_response)
