@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help bootstrap env build up down reset logs ps psql lint test bench-up lock dump venv clean
+.PHONY: help bootstrap env build up down reset logs ps psql lint test bench-up lock dump venv clean docs
 
 help: ## list the commands
 	@echo "rates: make COMMAND"
@@ -56,6 +56,9 @@ test: venv ## run the whole test suite (unit, integration, environment) against 
 
 bench-up: ## measure `make up` time (first build and cached) and the API image size
 	$(PY) scripts/bench_up.py
+
+docs: ## render the diagrams of docs/diagrams (*.dot, *.mmd) to SVG with scripts/render-docs
+	scripts/render-docs
 
 lock: ## re-resolve the pinned dependencies (rates/requirements.txt, tests/requirements.txt)
 	uv pip compile rates/requirements.in --generate-hashes --python-version 3.11 \
