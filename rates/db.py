@@ -30,6 +30,13 @@ class DatabaseUnavailable(RuntimeError):
     """The database cannot be reached right now (HTTP 503)."""
 
 
+def describe(exc: psycopg.Error) -> str:
+    """A short, safe description of a database error for a 503 body."""
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return "query timed out"
+    return exc.sqlstate or "connection lost"
+
+
 class Database:
     """A lazily opened psycopg connection pool with fail-fast reads."""
 
@@ -71,18 +78,22 @@ class Database:
         return self._pool
 
     def fetch_all(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
-        """Run a read-only query and return its rows; retries once on a broken connection."""
+        """Run a read-only query and return its rows.
+
+        A connection broken by a database restart is retried once on a fresh one; any other
+        database error (a statement timeout, say) is not retried: both become 503s.
+        """
         for attempt in (1, 2):
             try:
                 with self.pool.connection() as conn:
-                    return conn.execute(query, params, prepare=True).fetchall()
+                    try:
+                        return conn.execute(query, params, prepare=True).fetchall()
+                    except psycopg.OperationalError as exc:
+                        if attempt == 2 or not conn.broken:
+                            raise DatabaseUnavailable(f"database error: {describe(exc)}") from exc
+                        log.warning("database connection lost, retrying once: %s", exc)
             except PoolTimeout as exc:
                 raise DatabaseUnavailable("no database connection available") from exc
-            except psycopg.OperationalError as exc:
-                # A connection killed by a server restart fails once; the pool drops it.
-                if attempt == 2:
-                    raise DatabaseUnavailable(f"database error: {exc.sqlstate or 'connection lost'}") from exc
-                log.warning("database connection lost, retrying once: %s", exc)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def data_version(self) -> int:

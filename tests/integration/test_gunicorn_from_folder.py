@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 
+from tests.inflight import requests_in_flight
 from tests.stack import DOCUMENTED_QUERY, ROOT, dotenv_password
 
 
@@ -21,7 +22,8 @@ def test_gunicorn_from_the_rates_folder(stack, tmp_path):
         "DB_HOST": "127.0.0.1",
         "DB_PORT": str(stack.db_port),
         "DB_PASSWORD": dotenv_password(),
-        "WEB_WORKERS": "1",
+        "WEB_WORKERS": "4",  # sync workers: one request each, and three are held in flight below
+        "DB_STATEMENT_TIMEOUT_MS": "30000",  # the held requests wait on a lock meanwhile
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     log = (tmp_path / "gunicorn.log").open("w")
@@ -39,9 +41,27 @@ def test_gunicorn_from_the_rates_folder(stack, tmp_path):
                 time.sleep(0.3)
         assert response.status_code == 200
         assert len(response.json()["rates"]) == 31
-    finally:
-        proc.send_signal(signal.SIGTERM)
+
+        # SIGTERM with requests in flight: they complete, new connections are refused, exit 0.
+        with requests_in_flight(stack.conninfo(), f"http://127.0.0.1:{port}", count=3) as results:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            assert not_served(port), "a request sent after SIGTERM was served"
         assert proc.wait(timeout=40) == 0, (tmp_path / "gunicorn.log").read_text()
+        assert [r[0] if isinstance(r, tuple) else r for r in results] == [200, 200, 200]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def not_served(port: int) -> bool:
+    """gunicorn closes its listener at once; busy workers still hold theirs until they exit, so
+    a new connection is either refused or left unanswered, never served."""
+    try:
+        requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+    except (requests.ConnectionError, requests.Timeout):
+        return True
+    return False
 
 
 def test_bad_configuration_stops_start_up_naming_the_variable(tmp_path):

@@ -1,0 +1,145 @@
+"""Operations of the API over HTTP: request ids, JSON logs, metrics, OpenAPI, the exact cache."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.stack import DOCUMENTED_QUERY, ROOT
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus exposition text (0 when absent)."""
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        sample, _, value = line.rpartition(" ")
+        sample_name, _, rest = sample.partition("{")
+        got = ",".join(sorted(rest.rstrip("}").split(","))) if rest else ""
+        if sample_name == name and got == wanted:
+            return float(value)
+    return 0.0
+
+
+def test_request_id_is_returned_and_an_incoming_one_honoured(stack):
+    generated = stack.get("/healthz").headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", generated)
+    mine = f"test-{uuid.uuid4().hex}"
+    assert requests.get(f"{stack.api_url}/healthz", headers={"X-Request-ID": mine}, timeout=5).headers[
+        "X-Request-ID"] == mine
+    bad = requests.get(f"{stack.api_url}/healthz", headers={"X-Request-ID": "no spaces allowed"}, timeout=5)
+    assert bad.headers["X-Request-ID"] != "no spaces allowed"
+
+
+def test_one_json_log_line_per_request(stack):
+    request_id = f"log-{uuid.uuid4().hex}"
+    requests.get(f"{stack.api_url}/rates?{DOCUMENTED_QUERY}", headers={"X-Request-ID": request_id}, timeout=10)
+    requests.get(f"{stack.api_url}/rates?date_from=bad", headers={"X-Request-ID": request_id + "-400"}, timeout=10)
+    deadline = time.monotonic() + 10
+    while True:
+        logs = stack.compose("logs", "--no-color", "--no-log-prefix", "api").stdout
+        lines = [json.loads(line) for line in logs.splitlines() if request_id in line]
+        if len(lines) >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    ok = next(entry for entry in lines if entry["request_id"] == request_id)
+    assert ok["status"] == 200 and ok["route"] == "/rates" and ok["method"] == "GET"
+    assert ok["path"].startswith("/rates?") and ok["duration_ms"] > 0
+    assert {"ts", "level", "logger"} <= set(ok)
+    bad = next(entry for entry in lines if entry["request_id"] == request_id + "-400")
+    assert bad["status"] == 400
+
+
+def test_metrics_add_up_across_worker_processes(stack):
+    cid = stack.container_id("api")
+    workers = [line for line in subprocess.run(["docker", "top", cid, "-o", "pid,args"], capture_output=True,
+                                               text=True, check=True).stdout.splitlines()[1:] if "granian" in line]
+    assert len(workers) >= 3, "expected a server process and at least two workers"
+    before = stack.get("/metrics").text
+    session = requests.Session()  # keep-alive connections land on different workers over time
+    for _ in range(40):
+        assert requests.get(f"{stack.api_url}/rates?{DOCUMENTED_QUERY}", timeout=10).status_code == 200
+    for _ in range(7):
+        assert session.get(f"{stack.api_url}/rates?date_from=x", timeout=10).status_code == 400
+    after = stack.get("/metrics").text
+    labels = {"method": "GET", "route": "/rates"}
+    assert metric(after, "rates_http_requests_total", status="200", **labels) - metric(
+        before, "rates_http_requests_total", status="200", **labels) == 40
+    assert metric(after, "rates_http_requests_total", status="400", **labels) - metric(
+        before, "rates_http_requests_total", status="400", **labels) == 7
+    assert metric(after, "rates_errors_total", kind="invalid_parameter") - metric(
+        before, "rates_errors_total", kind="invalid_parameter") == 7
+    assert metric(after, "rates_http_request_duration_seconds_count", **labels) - metric(
+        before, "rates_http_request_duration_seconds_count", **labels) == 47
+    assert "rates_db_pool_connections_in_use" in after and "rates_db_pool_requests_waiting" in after
+    assert metric(after, "rates_db_pool_connections") >= 1
+
+
+def test_cache_never_serves_a_result_older_than_a_committed_write(stack):
+    url = f"{stack.api_url}/rates?date_from=2021-01-31&date_to=2021-01-31&orig_code=CNGGZ&dest_code=EETLL"
+    for _ in range(10):  # warm every worker's cache
+        requests.get(url, timeout=10)
+    with stack.connect(autocommit=True) as conn:
+        (version_before,) = conn.execute("SELECT version FROM data_version").fetchone()
+        try:
+            for i in range(15):
+                conn.execute("INSERT INTO prices VALUES ('CNGGZ', 'EETLL', '2021-01-31', %s)", (1000 + i,))
+                (n,) = conn.execute("SELECT count(*) FROM prices WHERE orig_code = 'CNGGZ' AND dest_code = 'EETLL' "
+                                    "AND day = '2021-01-31'").fetchone()
+                got = requests.get(url, timeout=10).json()["rates"][0]["count"]
+                assert got == n, f"write {i}: the API answered count {got}, the database has {n}"
+            (version_after,) = conn.execute("SELECT version FROM data_version").fetchone()
+            assert version_after == version_before + 15
+        finally:
+            conn.execute("DELETE FROM prices WHERE orig_code = 'CNGGZ' AND dest_code = 'EETLL' "
+                         "AND day = '2021-01-31' AND price BETWEEN 1000 AND 1014")
+    metrics_text = stack.get("/metrics").text
+    assert metric(metrics_text, "rates_cache_requests_total", result="hit") > 0
+    assert metric(metrics_text, "rates_cache_requests_total", result="stale") > 0
+
+
+def test_head_and_wrong_methods(stack):
+    head = requests.head(f"{stack.api_url}/rates?{DOCUMENTED_QUERY}", timeout=10)
+    assert head.status_code == 200 and head.content == b""
+    put = requests.put(f"{stack.api_url}/rates?{DOCUMENTED_QUERY}", timeout=10)
+    assert put.status_code == 405 and "error" in put.json() and "GET" in put.headers["Allow"]
+
+
+def test_openapi_document_is_served_and_valid(stack):
+    document = stack.get("/openapi.json").json()
+    assert document == json.loads((ROOT / "rates" / "openapi.json").read_text())
+    assert document["openapi"].startswith("3.")
+
+
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(stack, tmp_path):
+    """Property-based requests from the OpenAPI document: every answer must match it.
+
+    positive_data_acceptance is left out: the longest-range rule (RATES_MAX_RANGE_DAYS) spans
+    two parameters, which OpenAPI 3.0 cannot express, so schema-valid ranges can get a 400.
+    """
+    schemathesis = Path(sys.executable).parent / "schemathesis"
+    proc = subprocess.run(
+        [str(schemathesis), "run", f"{stack.api_url}/openapi.json", "--checks", "all",
+         "--exclude-checks", "positive_data_acceptance", "--max-examples", "60", "--seed", "20210131",
+         "--request-timeout", "10", "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-2000:]
+    tested = re.search(r"Tested: (\d+)", proc.stdout)
+    assert tested and int(tested.group(1)) >= 4, proc.stdout[-2000:]
+
+
+@pytest.mark.parametrize("length", [65, 1000, 10_000])
+def test_over_long_values_are_rejected(stack, length):
+    response = stack.get(f"/rates?date_from=2021-01-01&date_to=2021-01-31&orig_code={'A' * length}&dest_code=EETLL")
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("orig_code: ")
