@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help bootstrap env build up down reset logs ps psql lint test bench-up lock dump venv clean docs
+.PHONY: help bootstrap env build up down reset logs ps psql lint test bench bench-up lock dump venv clean docs
 
 help: ## list the commands
 	@echo "rates: make COMMAND"
@@ -53,6 +53,9 @@ lint: venv ## hadolint every Dockerfile, validate compose.yaml, ruff the Python 
 
 test: venv ## run the whole test suite (unit, integration, environment) against real containers
 	$(VENV)/bin/pytest
+
+bench: ## read-path benchmark: API (wrk) against the database's own limit (pgbench), same queries
+	$(PY) scripts/bench_api.py
 
 bench-up: ## measure `make up` time (first build and cached) and the API image size
 	$(PY) scripts/bench_up.py

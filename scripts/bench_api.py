@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -121,6 +122,8 @@ def server_memory() -> list[tuple[str, int]]:
 
 
 def main() -> int:
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
     sh("scripts/up")
     try:
         api_ip = sh("docker", "inspect", "--format", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
