@@ -102,6 +102,14 @@ class Stack:
             time.sleep(0.5)
         raise AssertionError(f"{path} did not answer {status} within {within}s; last: {last}")
 
+    def wait_healthy(self, service: str, within: float = 90) -> None:
+        """Wait until Docker reports ``service`` healthy (after a restart, say)."""
+        deadline = time.monotonic() + within
+        while (health := self.inspect(service)["State"].get("Health", {}).get("Status")) != "healthy":
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{service} is {health}, not healthy, after {within}s")
+            time.sleep(0.5)
+
     def resources(self, kind: str) -> list[str]:
         """Names of the project's docker resources of ``kind`` (container, network, volume)."""
         flag = {"container": ["ps", "-a"], "network": ["network", "ls"], "volume": ["volume", "ls"]}[kind]
