@@ -14,8 +14,11 @@ import requests
 
 
 @contextmanager
-def requests_in_flight(conninfo: str, base_url: str, count: int = 4):
+def requests_in_flight(conninfo: str, base_url: str, count: int = 4, min_waiting: int | None = None):
     """Start ``count`` GET /rates that block on a lock of prices; yield, then release the lock.
+
+    Yields once ``min_waiting`` of them (default: all) are waiting on the lock inside the
+    database; the others are then sent too, and queued in the server.
 
     Each request asks for a range never asked before, so no cache can answer it and it must
     read prices. Yields a list that receives, once the lock is released, each request's
@@ -40,7 +43,9 @@ def requests_in_flight(conninfo: str, base_url: str, count: int = 4):
     for thread in threads:
         thread.start()
     try:
-        wait_until(lambda: waiting_on_lock(conninfo) >= count, within=15, what=f"{count} requests waiting")
+        needed = count if min_waiting is None else min_waiting
+        wait_until(lambda: waiting_on_lock(conninfo) >= needed, within=15, what=f"{needed} requests waiting")
+        time.sleep(0.3)  # the rest are sent and accepted by now
         yield results
     finally:
         time.sleep(1.0)  # the server has had the signal for a while: requests still pending
