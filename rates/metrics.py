@@ -39,6 +39,18 @@ POOL_WAITING = Gauge("rates_db_pool_requests_waiting", "Requests waiting for a c
                      multiprocess_mode="livesum")
 
 
+def child(metric, *labels: str):  # noqa: ANN001, ANN201 - any labelled metric
+    """``metric.labels(*labels)``, memoised: the hot path skips prometheus-client's lock."""
+    key = (metric, labels)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = _CHILDREN[key] = metric.labels(*labels)
+    return found
+
+
+_CHILDREN: dict[tuple, object] = {}
+
+
 def observe_pool(stats: dict[str, int]) -> None:
     """Record a psycopg_pool ``get_stats()`` snapshot of this worker."""
     size = stats.get("pool_size", 0)

@@ -15,6 +15,7 @@ log = logging.getLogger("rates.access")
 # An incoming X-Request-ID is honoured when it is a sane token; otherwise a new one is made.
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 ROUTE_KEY = "rates.route"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 ERROR_KEY = "rates.error_kind"
 
 StartResponse = Callable[..., Any]
@@ -46,11 +47,12 @@ class RequestObserver:
             status = status_line.split(" ", 1)[0]
             method = environ.get("REQUEST_METHOD", "")
             route = environ.get(ROUTE_KEY, "unmatched")
-            metrics.REQUESTS.labels(method, route, status).inc()
-            metrics.LATENCY.labels(method, route).observe(elapsed)
+            label = method if method in KNOWN_METHODS else "OTHER"  # bounded label values
+            metrics.child(metrics.REQUESTS, label, route, status).inc()
+            metrics.child(metrics.LATENCY, label, route).observe(elapsed)
             kind = environ.get(ERROR_KEY)
             if kind:
-                metrics.ERRORS.labels(kind).inc()
+                metrics.child(metrics.ERRORS, kind).inc()
             path = environ.get("PATH_INFO", "")
             query = environ.get("QUERY_STRING")
             log.info(

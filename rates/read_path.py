@@ -42,11 +42,11 @@ class RatesService:
             if self.cache.has(key):
                 body = self.cache.get(key, self.db.data_version())
                 if body is not None:
-                    metrics.CACHE.labels("hit").inc()
+                    metrics.child(metrics.CACHE, "hit").inc()
                     return body
-                metrics.CACHE.labels("stale").inc()
+                metrics.child(metrics.CACHE, "stale").inc()
             else:
-                metrics.CACHE.labels("miss").inc()
+                metrics.child(metrics.CACHE, "miss").inc()
         rows = self.db.fetch_all(
             queries.daily_average(q.orig_is_region, q.dest_is_region),
             {"orig": q.orig, "dest": q.dest, "date_from": q.date_from, "date_to": q.date_to},
