@@ -5,6 +5,7 @@
   config          check the configuration and print every setting (secrets masked)
   healthcheck     exit 0 when the local API answers /healthz (container HEALTHCHECK)
   serve           run the HTTP server named by WEB_SERVER (granian or gunicorn)
+  ingest          load a batch of prices from a file, like POST /batches
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def cmd_serve(_: argparse.Namespace) -> int:
     return serve.main(config.get())
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from rates.batches import cli
+
+    return cli.run(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rates", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     hc.add_argument("--timeout", type=float, default=3.0)
     hc.set_defaults(func=cmd_healthcheck)
     sub.add_parser("serve", help="run the HTTP server (WEB_SERVER)").set_defaults(func=cmd_serve)
+    ing = sub.add_parser("ingest", help="load a batch of prices (CSV, NDJSON, JSON; .gz) like POST /batches")
+    ing.add_argument("file", help="the batch file, or - for standard input")
+    ing.add_argument("--key", required=True, help="the batch's idempotency key (the Idempotency-Key header)")
+    ing.add_argument("--content-type", help="text/csv, application/x-ndjson or application/json (default: by name)")
+    ing.add_argument("--content-encoding", choices=["gzip", "identity"], help="default: gzip for a name ending in .gz")
+    ing.add_argument("--filename", help="name to take the type from when FILE is - (standard input)")
+    ing.set_defaults(func=cmd_ingest)
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -11,6 +11,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from rates import config, metrics
+from rates.batches.http import register as register_batches
 from rates.db import Database, DatabaseUnavailable
 from rates.middleware import ERROR_KEY, ROUTE_KEY, PathDispatcher, RequestObserver
 from rates.read_path import ROUTE, RatesEndpoint
@@ -93,6 +94,7 @@ def create_app(settings: config.Settings | None = None, database: Database | Non
         return error_response(500, "internal server error", "internal")
 
     # Routes of other modules register here.
+    register_batches(app, db, settings)
 
     # GET /rates is plain WSGI (the hot path); the rest goes through Flask. Request id, access
     # log and metrics wrap everything, 404s and errors included.

@@ -134,6 +134,18 @@ class Settings:
         60.0, _float(0), "how long migrate waits for the database to accept connections"
     )
 
+    # Batch ingestion.
+    INGEST_TOKEN: str = _setting(
+        "", _str, "bearer token(s) for POST /batches, comma-separated; empty = ingestion disabled", secret=True
+    )
+    BATCH_MAX_ROWS: int = _setting(2_000_000, _int(1), "most rows in one batch (413 beyond)")
+    BATCH_MAX_BYTES: int = _setting(
+        512 * 1024 * 1024, _int(1), "most bytes in one batch body, also after gzip decoding (413 beyond)"
+    )
+    BATCH_STATEMENT_TIMEOUT_MS: int = _setting(
+        600_000, _int(0), "longest a batch's transaction may run, upload included, in ms (0 = no limit)"
+    )
+
     @property
     def gunicorn_workers(self) -> int:
         """gunicorn's worker count: WEB_WORKERS, or 2 x cores + 1 (sync workers wait on I/O)."""

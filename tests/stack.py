@@ -115,3 +115,60 @@ class Stack:
         flag = {"container": ["ps", "-a"], "network": ["network", "ls"], "volume": ["volume", "ls"]}[kind]
         out = run(["docker", *flag, "-q", "--filter", f"label=com.docker.compose.project={self.project}"]).stdout
         return out.split()
+
+
+# ---- Batch ingestion helpers ----
+
+def dotenv_ingest_token() -> str:
+    """The bearer token for POST /batches, from .env (written there by `make env`)."""
+    from rates.config import parse_env_file
+
+    return parse_env_file(ROOT / ".env")["INGEST_TOKEN"]
+
+
+def _proc_status(pid: int) -> dict[str, str]:
+    status = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        status[name] = value.strip()
+    return status
+
+
+def server_workers(stack: Stack, service: str = "api") -> list[int]:
+    """Host PIDs of the server's worker processes: the Python processes below the container's
+    main process (gunicorn's and granian's workers alike), found through the host's /proc."""
+    main = stack.inspect(service)["State"]["Pid"]
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int(_proc_status(int(entry.name))["PPid"]), []).append(int(entry.name))
+            except (OSError, KeyError, ValueError):
+                continue  # gone meanwhile
+    found, todo = [], list(children.get(main, []))
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            if b"python" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def rss_kb(pid: int) -> int:
+    """Resident set size of a host process, in KiB (0 once it is gone)."""
+    try:
+        return int(_proc_status(pid)["VmRSS"].split()[0])
+    except (OSError, KeyError):
+        return 0
+
+
+def kill_server_workers(stack: Stack, service: str = "api") -> list[int]:
+    """SIGKILL every worker process of ``service`` from inside its container; their host PIDs."""
+    pids = server_workers(stack, service)
+    assert pids, f"no worker process found in {service}"
+    in_container = [_proc_status(pid)["NSpid"].split()[-1] for pid in pids]
+    run(["docker", "exec", stack.container_id(service), "sh", "-c", f"kill -KILL {' '.join(in_container)}"])
+    return pids

@@ -88,11 +88,12 @@ class Body:
                 try:
                     out = decoder.decompress(data, self.chunk_size)
                     yield out
-                    while decoder.unconsumed_tail:
+                    while decoder.unconsumed_tail and not decoder.eof:
                         out = decoder.decompress(decoder.unconsumed_tail, self.chunk_size)
                         yield out
                 except zlib.error as exc:
                     raise BadRequest(f"invalid gzip body: {exc}") from None
+                # After the end of a member its rest is in unused_data (unconsumed_tail too: ignored).
                 data = decoder.unused_data
         if not started or not decoder.eof:
             raise BadRequest("invalid gzip body: the gzip stream is truncated")

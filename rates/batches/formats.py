@@ -247,10 +247,11 @@ def parse_json(chunks: Iterable[bytes], validator: Validator, tally: Tally) -> B
     counted = 0
     eof = False
     first = True
+    slow_until = 0  # where the last failed fast attempt ended: one value at a time until there
 
     def more() -> bool:
         """Append the next chunk to the buffer, dropping what was consumed; False at the end."""
-        nonlocal buf, pos, counted, eof, first, line
+        nonlocal buf, pos, counted, eof, first, line, slow_until
         if eof:
             return False
         chunk = next(source, None)
@@ -266,6 +267,7 @@ def parse_json(chunks: Iterable[bytes], validator: Validator, tally: Tally) -> B
             eof = True
         line += buf.count("\n", counted, pos)  # lines of the part dropped now
         buf = buf[pos:] + text
+        slow_until = max(0, slow_until - pos)
         counted = pos = 0
         return not eof or bool(text)
 
@@ -314,6 +316,19 @@ def parse_json(chunks: Iterable[bytes], validator: Validator, tally: Tally) -> B
             # Have at least a few KB buffered so a value rarely straddles two chunks.
             while len(buf) - pos < 65536 and more():
                 pass
+            if pos >= slow_until and c == "{":
+                fast = _json_fast(buf, pos, validator)
+                if fast is None:
+                    slow_until = buf.rfind("}") + 1
+                else:
+                    lines, pos = fast
+                    tally.rows += len(lines)
+                    out.extend(lines)
+                    empty = expect_value = False
+                    if len(out) >= BLOCK_ROWS:
+                        yield out
+                        out = []
+                    continue
             while True:
                 try:
                     obj, end = raw_decode(buf, pos)
@@ -338,6 +353,28 @@ def parse_json(chunks: Iterable[bytes], validator: Validator, tally: Tally) -> B
             fail("unexpected data after the end of the JSON array")
     except Stop:
         return
+
+
+def _json_fast(buf: str, pos: int, validator: Validator) -> tuple[list[str], int] | None:
+    """The COPY lines of every complete array element from ``pos`` on, with the position after them.
+
+    Valid rows hold no brace but their own, so if the text up to the last ``}`` decodes as a
+    sequence of objects that are all valid rows, each ``}`` ended an element and the sequence is
+    exactly the elements there. Otherwise None: the caller goes one value at a time (and gives
+    every error its line).
+    """
+    end = buf.rfind("}") + 1
+    if end <= pos:
+        return None
+    try:
+        objs = json.loads("[" + buf[pos:end] + "]")
+    except ValueError:
+        return None
+    fast = validator.mapping_fast
+    lines = [fast(obj) for obj in objs]
+    if None in lines:
+        return None
+    return lines, end  # type: ignore[return-value]
 
 
 def _json_message(exc: ValueError) -> str:

@@ -1,0 +1,207 @@
+"""One batch, one transaction: record the key, stream the rows into COPY, check, commit.
+
+The order inside the transaction is what gives the guarantees:
+
+1. ``INSERT INTO batches (key)`` first. A second request with the same Idempotency-Key blocks
+   on the unique index until the first transaction ends, then either inserts (the first one
+   rolled back) or finds the committed record (200 if the content's sha256 matches, 409 if not).
+2. ``SELECT code FROM ports``: every row's codes are checked against this set while streaming,
+   so an unknown code is reported with its line.
+3. ``COPY prices FROM STDIN`` fed block by block as the body is parsed; the body is never held
+   whole. The first invalid row aborts the COPY (the rest of the body is still parsed, without
+   a database connection, to report every error); a limit exceeded aborts it too.
+4. The end of the COPY statement fires the set-based integrity trigger of migration 0003 (which
+   locks the batch's ports) and bumps the data version once; then the batch row is completed
+   and the transaction commits. Any failure before the commit rolls everything back: the
+   batch's rows and its record appear together or not at all, which is also what a crash of
+   the process or of its container leaves (PostgreSQL rolls back a transaction whose client
+   connection is gone).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import PoolTimeout
+
+from rates.batches import store
+from rates.batches.body import Body, parse_encoding
+from rates.batches.errors import BadRequest, Conflict, Invalid, TooLarge, Unavailable
+from rates.batches.formats import Tally, parse_media_type, parser
+from rates.batches.rows import Errors, Validator
+
+log = logging.getLogger("rates.batches")
+
+KEY = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII, as HTTP header tokens go
+DRAIN_LIMIT = 64 * 1024 * 1024  # body bytes read after an early 413, so the client sees it
+
+Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_rows: int
+    max_bytes: int
+    statement_timeout_ms: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """201 for a batch committed now, 200 for the record of one committed before."""
+
+    status: int
+    record: dict[str, Any]
+
+
+class _Rejected(Exception):
+    """Leave the transaction (rolling it back) and report the errors collected."""
+
+
+def check_key(key: str | None) -> str:
+    if key is None or key == "":
+        raise BadRequest("the Idempotency-Key header is required: a name for this batch, unique per batch")
+    if not KEY.fullmatch(key):
+        raise BadRequest("Idempotency-Key must be 1 to 200 visible ASCII characters")
+    return key
+
+
+class Ingestor:
+    """Loads batches through connections from ``connect`` (a pool's or a direct one)."""
+
+    def __init__(self, connect: Connect, limits: Limits) -> None:
+        self.connect = connect
+        self.limits = limits
+
+    def ingest(
+        self,
+        stream: BinaryIO,
+        *,
+        key: str | None,
+        content_type: str | None,
+        content_encoding: str | None = None,
+        content_length: int | None = None,
+    ) -> Outcome:
+        """Load one batch; raise a BatchError (errors.py) when it cannot be committed."""
+        fmt = parse_media_type(content_type)
+        encoding = parse_encoding(content_encoding)
+        key = check_key(key)
+        if content_length is not None and content_length > self.limits.max_bytes:
+            raise TooLarge(
+                f"Content-Length {content_length} is larger than the limit of "
+                f"{self.limits.max_bytes} bytes (BATCH_MAX_BYTES)"
+            )
+        body = Body(stream, encoding, self.limits.max_bytes)
+        try:
+            return self._ingest(body, fmt, key)
+        except TooLarge:
+            body.drain(DRAIN_LIMIT)
+            raise
+
+    def _ingest(self, body: Body, fmt: str, key: str) -> Outcome:
+        errors = Errors()
+        tally = Tally()
+        existing: tuple[Any, ...] | None = None
+        rejected = False
+        blocks = None
+        try:
+            with self.connect() as conn:
+                try:
+                    with conn.transaction():
+                        conn.execute(
+                            "SELECT set_config('statement_timeout', %s, true)",
+                            (f"{self.limits.statement_timeout_ms}ms",),
+                        )
+                        started = conn.execute(store.START, {"key": key}).fetchone()
+                        if started is None:
+                            existing = conn.execute(store.BY_KEY, {"key": key}).fetchone()
+                            if existing is None:  # pragma: no cover - the key's row vanished meanwhile
+                                raise Unavailable("the batch with this key changed concurrently; retry")
+                        else:
+                            ports = [code for (code,) in conn.execute(store.PORT_CODES)]
+                            validator = Validator(ports, errors)
+                            blocks = parser(fmt)(body.chunks(), validator, tally)
+                            self._copy(conn, blocks, errors, tally)
+                            record = conn.execute(
+                                store.FINISH,
+                                {"rows": tally.rows, "sha256": body.sha256, "batch_id": started[0]},
+                            ).fetchone()
+                except _Rejected:
+                    rejected = True
+                except pg_errors.ForeignKeyViolation as exc:
+                    # A port of the batch was deleted between the start and the integrity check.
+                    detail = (exc.diag.message_detail or "").removeprefix("missing port codes: ")
+                    for code in filter(None, detail.split(",")):
+                        errors.add(None, None, f"port code {code!r} was deleted while the batch was loading")
+                    rejected = True
+        except psycopg.errors.QueryCanceled as exc:
+            raise Unavailable(
+                f"the batch did not finish within {self.limits.statement_timeout_ms} ms "
+                "(BATCH_STATEMENT_TIMEOUT_MS); nothing was written"
+            ) from exc
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise Unavailable("the database is not reachable; nothing was written, retry with the same key") from exc
+        except PoolTimeout as exc:
+            raise Unavailable("no database connection available; retry with the same key") from exc
+
+        if existing is not None:
+            return self._replay(body, existing)
+        if rejected:
+            self._finish_parsing(blocks, tally)
+            raise Invalid(self._summary(errors, tally), errors.items, errors.total)
+        log.info("batch %s committed: %d rows, %d bytes", record[0], record[2], body.bytes)
+        return Outcome(201, store.as_json(record))
+
+    def _copy(self, conn: psycopg.Connection[Any], blocks: Any, errors: Errors, tally: Tally) -> None:
+        """Stream the valid rows into COPY; leave by _Rejected or TooLarge on the first problem."""
+        max_rows = self.limits.max_rows
+        with conn.cursor() as cursor, cursor.copy(store.COPY_PRICES) as copy:
+            for block in blocks:
+                if errors:
+                    raise _Rejected
+                if tally.rows > max_rows:
+                    raise self._too_many_rows()
+                copy.write("".join(block))
+            if errors:
+                raise _Rejected
+            if tally.rows > max_rows:
+                raise self._too_many_rows()
+            if tally.rows == 0:
+                errors.add(None, None, "the batch has no rows")
+                raise _Rejected
+
+    def _too_many_rows(self) -> TooLarge:
+        return TooLarge(f"the batch has more than {self.limits.max_rows} rows (BATCH_MAX_ROWS)")
+
+    def _finish_parsing(self, blocks: Any, tally: Tally) -> None:
+        """After a rollback: parse the rest of the body (no database) to count every error."""
+        if blocks is None:
+            return
+        for _ in blocks:
+            if tally.rows > self.limits.max_rows:
+                raise self._too_many_rows()
+        if tally.rows > self.limits.max_rows:
+            raise self._too_many_rows()
+
+    def _replay(self, body: Body, existing: tuple[Any, ...]) -> Outcome:
+        """The key names a committed batch: same content -> its record (200), else 409."""
+        for _ in body.chunks():
+            pass
+        record = store.as_json(existing)
+        if body.sha256 != record["sha256"]:
+            raise Conflict(
+                f"Idempotency-Key {record['key']!r} was used by batch {record['batch_id']} with different "
+                f"content (sha256 {record['sha256']}); use a new key for new content"
+            )
+        return Outcome(200, record)
+
+    @staticmethod
+    def _summary(errors: Errors, tally: Tally) -> str:
+        shown = f" (the first {len(errors.items)} are listed)" if errors.total > len(errors.items) else ""
+        return f"{errors.total} error(s) in the batch of {tally.rows} row(s){shown}; nothing was written"
