@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 import orjson
 
@@ -27,6 +27,18 @@ STATUS = {200: "200 OK", 400: "400 BAD REQUEST", 405: "405 METHOD NOT ALLOWED",
 def render_rates(rows: list[tuple]) -> bytes:
     """The response body: rows are (data version, day, count, average)."""
     return orjson.dumps({"rates": [{"count": n, "day": day, "price": price} for _, day, n, price in rows]})
+
+
+def query_arguments(query_string: str) -> dict[str, str]:
+    """Parameters of a query string; the first value of a repeated name wins, as in Flask."""
+    args: dict[str, str] = {}
+    for part in query_string.split("&"):
+        name, _, value = part.partition("=")
+        if "%" in part or "+" in part:
+            name, value = unquote_plus(name), unquote_plus(value)
+        if name and name not in args:
+            args[name] = value
+    return args
 
 
 class RatesService:
@@ -79,9 +91,7 @@ class RatesEndpoint:
         return [body] if method != "HEAD" else []
 
     def _get(self, environ: dict, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
-        args: dict[str, str] = {}
-        for name, value in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True):
-            args.setdefault(name, value)  # the first value of a repeated parameter, as Flask does
+        args = query_arguments(environ.get("QUERY_STRING", ""))
         try:
             return 200, self.service.answer(parse_rates_query(args, self.max_range_days))
         except InvalidParameter as exc:
