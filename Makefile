@@ -7,7 +7,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help bootstrap env build up down reset logs ps psql lint test bench bench-up lock dump venv clean docs
+.PHONY: help bootstrap env build up down reset logs ps psql lint test bench bench-up lock dump venv clean docs \
+        ingest bench-ingest
 
 help: ## list the commands
 	@echo "rates: make COMMAND"
@@ -56,6 +57,14 @@ test: venv ## run the whole test suite (unit, integration, environment) against 
 
 bench: ## read-path benchmark: API (wrk) against the database's own limit (pgbench), same queries
 	$(PY) scripts/bench_api.py
+
+ingest: ## load a batch file into the running stack's API container: make ingest FILE=prices.csv[.gz] KEY=name
+	@if [ -z "$(FILE)" ] || [ -z "$(KEY)" ]; then echo "usage: make ingest FILE=path/to/prices.csv KEY=unique-batch-name" >&2; exit 2; fi
+	@if [ ! -f "$(FILE)" ]; then echo "ingest: no such file: $(FILE)" >&2; exit 2; fi
+	$(COMPOSE) exec -T api python -m rates ingest - --key "$(KEY)" --filename "$(notdir $(FILE))" < "$(FILE)"
+
+bench-ingest: venv ## batch ingestion benchmark (50k and 1M rows): COPY limit, naive inserts, POST /batches
+	$(PY) scripts/bench_ingest.py
 
 bench-up: ## measure `make up` time (first build and cached) and the API image size
 	$(PY) scripts/bench_up.py

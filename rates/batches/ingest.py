@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -36,13 +34,12 @@ from rates.batches.body import Body, parse_encoding
 from rates.batches.errors import BadRequest, Conflict, Invalid, TooLarge, Unavailable
 from rates.batches.formats import Tally, parse_media_type, parser
 from rates.batches.rows import Errors, Validator
+from rates.batches.watchdog import Connect, Watchdog
 
 log = logging.getLogger("rates.batches")
 
 KEY = re.compile(r"[\x21-\x7e]{1,200}")  # visible ASCII, as HTTP header tokens go
 DRAIN_LIMIT = 64 * 1024 * 1024  # body bytes read after an early 413, so the client sees it
-
-Connect = Callable[[], AbstractContextManager[psycopg.Connection[Any]]]
 
 
 @dataclass(frozen=True)
@@ -110,28 +107,31 @@ class Ingestor:
         existing: tuple[Any, ...] | None = None
         rejected = False
         blocks = None
+        watchdog: Watchdog | None = None
+        timeout_ms = self.limits.statement_timeout_ms
         try:
             with self.connect() as conn:
                 try:
                     with conn.transaction():
-                        conn.execute(
-                            "SELECT set_config('statement_timeout', %s, true)",
-                            (f"{self.limits.statement_timeout_ms}ms",),
-                        )
-                        started = conn.execute(store.START, {"key": key}).fetchone()
-                        if started is None:
-                            existing = conn.execute(store.BY_KEY, {"key": key}).fetchone()
-                            if existing is None:  # pragma: no cover - the key's row vanished meanwhile
-                                raise Unavailable("the batch with this key changed concurrently; retry")
-                        else:
-                            ports = [code for (code,) in conn.execute(store.PORT_CODES)]
-                            validator = Validator(ports, errors)
-                            blocks = parser(fmt)(body.chunks(), validator, tally)
-                            self._copy(conn, blocks, errors, tally)
-                            record = conn.execute(
-                                store.FINISH,
-                                {"rows": tally.rows, "sha256": body.sha256, "batch_id": started[0]},
-                            ).fetchone()
+                        pid, xact_start = conn.execute(
+                            "SELECT pg_backend_pid(), now(), set_config('statement_timeout', %s, true)",
+                            (f"{timeout_ms}ms",),
+                        ).fetchone()[:2]
+                        with Watchdog(self.connect, pid, xact_start, timeout_ms) as watchdog:
+                            started = conn.execute(store.START, {"key": key}).fetchone()
+                            if started is None:
+                                existing = conn.execute(store.BY_KEY, {"key": key}).fetchone()
+                                if existing is None:  # pragma: no cover - the key's row vanished meanwhile
+                                    raise Unavailable("the batch with this key changed concurrently; retry")
+                            else:
+                                ports = [code for (code,) in conn.execute(store.PORT_CODES)]
+                                validator = Validator(ports, errors)
+                                blocks = parser(fmt)(body.chunks(), validator, tally)
+                                self._copy(conn, blocks, errors, tally)
+                                record = conn.execute(
+                                    store.FINISH,
+                                    {"rows": tally.rows, "sha256": body.sha256, "batch_id": started[0]},
+                                ).fetchone()
                 except _Rejected:
                     rejected = True
                 except pg_errors.ForeignKeyViolation as exc:
@@ -140,12 +140,12 @@ class Ingestor:
                     for code in filter(None, detail.split(",")):
                         errors.add(None, None, f"port code {code!r} was deleted while the batch was loading")
                     rejected = True
-        except psycopg.errors.QueryCanceled as exc:
-            raise Unavailable(
-                f"the batch did not finish within {self.limits.statement_timeout_ms} ms "
-                "(BATCH_STATEMENT_TIMEOUT_MS); nothing was written"
-            ) from exc
-        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        except (psycopg.errors.QueryCanceled, psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            if isinstance(exc, psycopg.errors.QueryCanceled) or (watchdog is not None and watchdog.fired):
+                raise Unavailable(
+                    f"the batch did not finish within {timeout_ms} ms (BATCH_STATEMENT_TIMEOUT_MS); "
+                    "nothing was written"
+                ) from exc
             raise Unavailable("the database is not reachable; nothing was written, retry with the same key") from exc
         except PoolTimeout as exc:
             raise Unavailable("no database connection available; retry with the same key") from exc
