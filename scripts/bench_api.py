@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import random
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -78,17 +79,60 @@ def sql_for(orig: str, dest: str, date_from: str, date_to: str) -> str:
     return " ".join(text.split()) + ";\n"
 
 
+def container_cpu_seconds(service: str) -> float | None:
+    """CPU time used so far by every process of a service's container (cgroup v1 or v2)."""
+    cid = sh("docker", "inspect", "--format", "{{.Id}}", sh("docker", "compose", "ps", "-q", service).strip()).strip()
+    for path in (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage",
+                 f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat",
+                 f"/sys/fs/cgroup/docker/{cid}/cpu.stat"):
+        try:
+            text = Path(path).read_text()
+        except OSError:
+            continue
+        if path.endswith("cpuacct.usage"):
+            return int(text) / 1e9
+        usage = re.search(r"usage_usec (\d+)", text)
+        return int(usage.group(1)) / 1e6 if usage else None
+    return None
+
+
+class CpuMeter:
+    """CPU seconds spent by the api and db containers and by child processes (wrk) meanwhile."""
+
+    def __enter__(self) -> CpuMeter:
+        self.start = {s: container_cpu_seconds(s) for s in ("api", "db")}
+        self.children = _children_cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.used = {s: (None if self.start[s] is None else container_cpu_seconds(s) - self.start[s])
+                     for s in ("api", "db")}
+        self.used["client"] = _children_cpu() - self.children
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def pgbench(scripts: list[Path]) -> dict[str, float]:
     # Copied as /tmp/<folder name> (the folders are named per measure, so never overwritten).
     folder = scripts[0].parent
     sh("docker", "compose", "cp", str(folder), "db:/tmp/")
     files = " ".join(f"-f /tmp/{folder.name}/{p.name}" for p in scripts)
-    out = sh("docker", "compose", "exec", "-T", "db", "sh", "-c",
-             f"PGPASSWORD=$(cat /run/secrets/db_password) pgbench -h 127.0.0.1 -U postgres -n -M prepared "
-             f"-c {CONNECTIONS} -j 2 -T {SECONDS} {files} rates")
+    with CpuMeter() as cpu:
+        out = sh("docker", "compose", "exec", "-T", "db", "sh", "-c",
+                 f"PGPASSWORD=$(cat /run/secrets/db_password) pgbench -h 127.0.0.1 -U postgres -n -M prepared "
+                 f"-c {CONNECTIONS} -j 2 -T {SECONDS} {files} rates")
     tps = float(re.search(r"tps = ([\d.]+) \((?:without initial|excluding connections)", out).group(1))
     latency = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))
-    return {"rps": tps, "avg_ms": latency}
+    done = int(re.search(r"number of transactions actually processed: (\d+)", out).group(1))
+    # pgbench runs inside the db container: its CPU is in the db figure.
+    return {"rps": tps, "avg_ms": latency, "cpu_us": _per_request(cpu.used["db"], done)}
+
+
+def _per_request(seconds: float | None, count: int) -> float | None:
+    return None if seconds is None or not count else seconds / count * 1e6
 
 
 def wrk(url: str, script: Path | None, routes: Path | None) -> dict[str, float]:
@@ -97,8 +141,9 @@ def wrk(url: str, script: Path | None, routes: Path | None) -> dict[str, float]:
         args += ["-s", str(script)]
     env = {**ENV, "RATES_BENCH_ROUTES": str(routes)} if routes else ENV
     subprocess.run([*args, "-d2s", url], cwd=ROOT, env=env, capture_output=True, check=True)  # warm-up
-    out = subprocess.run([*args, f"-d{SECONDS}s", url], cwd=ROOT, env=env, capture_output=True, text=True,
-                         check=True).stdout
+    with CpuMeter() as cpu:
+        out = subprocess.run([*args, f"-d{SECONDS}s", url], cwd=ROOT, env=env, capture_output=True, text=True,
+                             check=True).stdout
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         sys.exit(f"wrk saw {errors.group(1)} error responses:\n{out}")
@@ -108,7 +153,11 @@ def wrk(url: str, script: Path | None, routes: Path | None) -> dict[str, float]:
         return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return {"rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99")}
+    done = int(re.search(r"(\d+) requests in", out).group(1))
+    total = None if None in cpu.used.values() else sum(cpu.used.values())
+    return {"rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99"), "cpu_us": _per_request(total, done),
+            "api_cpu_us": _per_request(cpu.used["api"], done), "db_cpu_us": _per_request(cpu.used["db"], done),
+            "client_cpu_us": _per_request(cpu.used["client"], done)}
 
 
 def server_memory() -> list[tuple[str, int]]:
@@ -162,6 +211,14 @@ def main() -> int:
     for name, (api, db) in results.items():
         print(f"{name:<12} {api['rps']:10.0f} {api['p50_ms']:7.2f} {api['p99_ms']:7.2f} {db['rps']:8.0f} "
               f"{db['avg_ms']:9.2f} {api['rps'] / db['rps']:7.1%}")
+    print("\nCPU per request, all processes (less sensitive to other load on the machine than req/s):")
+    print(f"{'query':<12} {'API: api':>9} {'db':>6} {'wrk':>6} {'total':>7} {'DB: pgbench+db':>15} {'ratio':>7}")
+    for name, (api, db) in results.items():
+        if api["cpu_us"] is None or db["cpu_us"] is None:
+            print(f"{name:<12} (container CPU accounting not readable here)")
+            continue
+        print(f"{name:<12} {api['api_cpu_us']:8.0f}us {api['db_cpu_us']:5.0f}us {api['client_cpu_us']:5.0f}us "
+              f"{api['cpu_us']:6.0f}us {db['cpu_us']:14.0f}us {db['cpu_us'] / api['cpu_us']:7.1%}")
     print("server processes (RSS MB):")
     for args, rss in memory:
         print(f"  {rss:5d}  {args}")
