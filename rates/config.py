@@ -145,6 +145,9 @@ class Settings:
     BATCH_STATEMENT_TIMEOUT_MS: int = _setting(
         600_000, _int(0), "longest a batch's transaction may run, upload included, in ms (0 = no limit)"
     )
+    BATCH_DB_CONNECTIONS: int = _setting(
+        4, _int(1, 1000), "connections each worker may open for batches, apart from the read pool"
+    )
 
     @property
     def gunicorn_workers(self) -> int:

@@ -127,13 +127,22 @@ def parse_csv(chunks: Iterable[bytes], validator: Validator, tally: Tally) -> Bl
         canonical = order == (0, 1, 2, 3)
         io, idest, iday, iprice = order
         out: list[str] = []
+        last = reader.line_num
         while True:
             try:
                 for row in reader:
+                    line = reader.line_num
+                    if line - last != 1:
+                        # A quoted value ran over several lines (the line breaks are not kept, the
+                        # lines being split beforehand); no valid value contains one anyway.
+                        tally.rows += 1
+                        add_error(last + 1, None, "a quoted value spans several lines")
+                        last = line
+                        continue
+                    last = line
                     if not row:  # a blank line
                         continue
                     tally.rows += 1
-                    line = reader.line_num
                     if len(row) == 4:
                         if canonical:
                             copy_line = strings(line, *row)
@@ -150,6 +159,7 @@ def parse_csv(chunks: Iterable[bytes], validator: Validator, tally: Tally) -> Bl
             except csv.Error as exc:  # the reader goes on with the next line
                 tally.rows += 1
                 add_error(reader.line_num, None, f"invalid CSV: {exc}")
+                last = reader.line_num
         if out:
             yield out
     except csv.Error as exc:  # in the header

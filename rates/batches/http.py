@@ -11,12 +11,14 @@ import json
 import logging
 from typing import Any, BinaryIO
 
+import psycopg
 from flask import Blueprint, Flask, Response, request
 
 from rates.batches import store
 from rates.batches.auth import BearerAuth, parse_tokens
 from rates.batches.errors import BadRequest, BatchError, NotFound
 from rates.batches.ingest import Ingestor, Limits
+from rates.batches.pool import BatchPool
 from rates.config import Settings
 from rates.db import Database
 
@@ -52,12 +54,14 @@ def _int_arg(name: str, default: int | None, lo: int, hi: int | None = None) -> 
 
 
 def register(app: Flask, db: Database, settings: Settings) -> None:
-    """Add the /batches routes to ``app``, writing through ``db``'s pool."""
+    """Add the /batches routes to ``app``: writes through a pool of their own, reads through ``db``."""
     auth = BearerAuth(parse_tokens(settings.INGEST_TOKEN))
     if not auth.enabled:
         log.warning("INGEST_TOKEN is not set: POST /batches answers 403 (ingestion disabled)")
     limits = Limits(settings.BATCH_MAX_ROWS, settings.BATCH_MAX_BYTES, settings.BATCH_STATEMENT_TIMEOUT_MS)
-    ingestor = Ingestor(lambda: db.pool.connection(), limits)
+    pool = BatchPool(settings)  # writes on connections of their own; reads (GET) use ``db``
+    ingestor = Ingestor(pool.connection, limits, lambda: psycopg.connect(settings.conninfo(), autocommit=True))
+    app.extensions["rates.batches.pool"] = pool
     bp = Blueprint("batches", __name__)
 
     @bp.post("/batches")

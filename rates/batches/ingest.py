@@ -72,9 +72,11 @@ def check_key(key: str | None) -> str:
 class Ingestor:
     """Loads batches through connections from ``connect`` (a pool's or a direct one)."""
 
-    def __init__(self, connect: Connect, limits: Limits) -> None:
+    def __init__(self, connect: Connect, limits: Limits, connect_other: Connect | None = None) -> None:
+        """``connect`` gives the batch's connection; ``connect_other`` one for the watchdog."""
         self.connect = connect
         self.limits = limits
+        self.connect_other = connect_other or connect
 
     def ingest(
         self,
@@ -117,7 +119,7 @@ class Ingestor:
                             "SELECT pg_backend_pid(), now(), set_config('statement_timeout', %s, true)",
                             (f"{timeout_ms}ms",),
                         ).fetchone()[:2]
-                        with Watchdog(self.connect, pid, xact_start, timeout_ms) as watchdog:
+                        with Watchdog(self.connect_other, pid, xact_start, timeout_ms) as watchdog:
                             started = conn.execute(store.START, {"key": key}).fetchone()
                             if started is None:
                                 existing = conn.execute(store.BY_KEY, {"key": key}).fetchone()

@@ -18,7 +18,7 @@ FIELDS = ("orig_code", "dest_code", "day", "price")
 MAX_ERRORS = 100  # errors listed in a 422; the total is always counted
 MAX_PRICE = 2**31 - 1  # PostgreSQL integer
 PORT_CODE = re.compile(r"[A-Z]{2}[A-Z0-9]{3}")
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DAY_CACHE_SIZE = 100_000
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 

@@ -267,6 +267,19 @@ def test_data_version_is_bumped_once_per_committed_batch(stack, token, ports):
     assert data_version(stack) == after
 
 
+def test_rejected_batches_leave_the_read_path_working(stack, token, ports):
+    """Batches write through connections of their own: rolling one back (psycopg then runs
+    DEALLOCATE ALL) must not drop what the read path prepared on its connections."""
+    query = f"/rates?date_from=2021-01-01&date_to=2021-01-31&orig_code={ports[0]}&dest_code={ports[1]}"
+    for _ in range(4):
+        assert stack.get(query).status_code == 200  # the read path prepares on its connections
+    for _ in range(8):
+        assert post(stack, token, HEADER + "XXXXX,XXXXX,2021-01-01,1\n").status_code == 422
+        assert post(stack, token, csv_rows(ports, fresh_day(), [1])).status_code == 201
+    statuses = [stack.get(query).status_code for _ in range(20)]
+    assert statuses == [200] * 20
+
+
 def test_cli_ingest_runs_the_same_path_in_the_api_container(stack, ports, tmp_path):
     day = fresh_day()
     content = csv_rows(ports, day, [42, 43])

@@ -28,7 +28,18 @@ def make_client(stack, **overrides):
     app = Flask("batches-limits")
     db = Database(settings)
     register(app, db, settings)
-    return app.test_client(), db
+    return app.test_client(), Closer(db, app.extensions["rates.batches.pool"])
+
+
+class Closer:
+    """Closes the read pool and the batch pool of an app made by make_client."""
+
+    def __init__(self, *pools) -> None:
+        self.pools = pools
+
+    def close(self) -> None:
+        for pool in self.pools:
+            pool.close()
 
 
 @pytest.fixture()

@@ -254,3 +254,16 @@ def test_unsupported_media_types_are_415(header):
     with pytest.raises(UnsupportedMedia) as err:
         parse_media_type(header)
     assert err.value.status == 415
+
+
+def test_a_quoted_value_over_several_lines_is_an_error_not_a_joined_value():
+    # Joined without its line break, "CN<newline>GGZ" would read as the port CNGGZ.
+    text = HEADER + 'CNGGZ,"EE\nTLL",2021-01-31,5\nCNGGZ,EETLL,2021-01-31,6\n'
+    lines, errors, rows = run("csv", text, chunk=1 << 20)
+    assert [(e["line"], e["message"]) for e in errors.items] == [(2, "a quoted value spans several lines")]
+    assert lines == ["CNGGZ\tEETLL\t2021-01-31\t6\n"] and rows == 2
+
+
+def test_dates_need_ascii_digits():
+    errors = errors_of("csv", HEADER + "CNGGZ,EETLL,２０２１-０１-３１,5\n")
+    assert errors == [(2, "day", "expected an ISO date YYYY-MM-DD, got '２０２１-０１-３１'")]

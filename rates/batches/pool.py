@@ -1,0 +1,57 @@
+"""Database connections for batches: a small pool of their own, apart from the read path's.
+
+Why not the read pool: a batch that fails rolls its transaction back, and psycopg answers a
+rollback on a connection that has prepared statements with ``DEALLOCATE ALL``, which also drops
+the statements the read path prepares on its connections (seen as a 503 "prepared statement
+does not exist" on a later read). A batch also holds its connection for the whole upload, which
+must not take connections from reads. This pool opens nothing until the first batch (min_size
+0), lazily after the server forked its workers, and keeps at most BATCH_DB_CONNECTIONS.
+"""
+
+from __future__ import annotations
+
+import threading
+from contextlib import AbstractContextManager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from rates.config import Settings
+
+
+def _autocommit(conn: psycopg.Connection[Any]) -> None:
+    conn.autocommit = True  # every batch opens its own transaction explicitly
+
+
+class BatchPool:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._pool: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    def _get(self) -> ConnectionPool:
+        if self._pool is None:
+            with self._lock:
+                if self._pool is None:
+                    s = self._settings
+                    pool = ConnectionPool(
+                        s.conninfo(),
+                        min_size=0,
+                        max_size=s.BATCH_DB_CONNECTIONS,
+                        timeout=s.DB_POOL_TIMEOUT,
+                        configure=_autocommit,
+                        name="rates-batches",
+                        open=False,
+                    )
+                    pool.open(wait=False)
+                    self._pool = pool
+        return self._pool
+
+    def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
+        return self._get().connection()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
