@@ -114,7 +114,7 @@ class Settings:
     WEB_SERVER: str = _setting("GRANIAN", _choice("GRANIAN", "GUNICORN"), "server `python -m rates serve` runs")
     WEB_BIND: str = _setting("0.0.0.0:3000", _nonempty, "address:port gunicorn listens on")
     WEB_WORKERS: int = _setting(0, _int(0, 256), "worker processes; 0 = CPU cores (granian), 2 x cores + 1 (gunicorn)")
-    WEB_THREADS: int = _setting(1, _int(1, 256), "threads per worker running the application")
+    WEB_THREADS: int = _setting(2, _int(1, 256), "threads per worker running the application")
     WEB_TIMEOUT: int = _setting(30, _int(1, 3600), "gunicorn only: seconds before a silent worker is restarted")
     WEB_GRACEFUL_TIMEOUT: int = _setting(30, _int(1, 3600), "seconds in-flight requests get to finish on SIGTERM")
     WEB_KEEPALIVE: int = _setting(5, _int(0, 3600), "seconds an idle keep-alive connection is kept open")

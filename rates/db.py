@@ -109,6 +109,11 @@ class Database:
                 raise DatabaseUnavailable("no database connection available") from exc
             try:
                 result = conn.pgconn.exec_prepared(DATA_VERSION_STATEMENT, [])
+                if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":
+                    # The statement is gone (a DEALLOCATE ALL after a rolled-back transaction on
+                    # this connection, say): prepare it again and retry on the same connection.
+                    conn.pgconn.prepare(DATA_VERSION_STATEMENT, DATA_VERSION_SQL)
+                    result = conn.pgconn.exec_prepared(DATA_VERSION_STATEMENT, [])
                 if result.status == pq.ExecStatus.TUPLES_OK:
                     return int(result.get_value(0, 0))
                 error = (result.error_message or b"").decode(errors="replace").strip()

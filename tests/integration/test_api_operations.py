@@ -143,3 +143,21 @@ def test_over_long_values_are_rejected(stack, length):
     response = stack.get(f"/rates?date_from=2021-01-01&date_to=2021-01-31&orig_code={'A' * length}&dest_code=EETLL")
     assert response.status_code == 400
     assert response.json()["error"].startswith("orig_code: ")
+
+
+def test_data_version_survives_a_deallocated_statement(stack):
+    """psycopg runs DEALLOCATE ALL after a failed transaction: the version read prepares again."""
+    from rates import config
+    from rates.db import Database
+    from tests.stack import dotenv_password
+
+    settings = config.load({"DB_HOST": "127.0.0.1", "DB_PORT": str(stack.db_port), "DB_PASSWORD": dotenv_password(),
+                            "DB_POOL_MIN_SIZE": "1", "DB_POOL_MAX_SIZE": "1", "RATES_ENV_FILE": "/dev/null"})
+    db = Database(settings)
+    try:
+        first = db.data_version()
+        with db.pool.connection() as conn:
+            conn.execute("DEALLOCATE ALL")
+        assert db.data_version() == first
+    finally:
+        db.close()
