@@ -42,9 +42,12 @@ def body_stream() -> BinaryIO:
 
 
 def _int_arg(name: str, default: int | None, lo: int, hi: int | None = None) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
+    values = request.args.getlist(name)
+    if not values:
         return default
+    if len(values) > 1:
+        raise BadRequest(f"{name}: given {len(values)} times")
+    raw = values[0]
     if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
         raise BadRequest(f"{name}: expected an integer, got {raw[:40]!r}")
     value = int(raw)
