@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 # Imported under other names: gunicorn reads every top-level name of this file as a setting.
 from rates import config as _rates_config  # noqa: E402
 from rates.logs import configure_logging as _configure_logging  # noqa: E402
+from rates.metrics import mark_process_dead as _mark_process_dead  # noqa: E402
 
 try:
     _settings = _rates_config.get()
@@ -38,6 +39,5 @@ def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
 
 
 def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
-    from rates.metrics import mark_process_dead
-
-    mark_process_dead(worker.pid)
+    # Runs in a signal handler of the master: no import here (a re-entrant import would fail).
+    _mark_process_dead(worker.pid)

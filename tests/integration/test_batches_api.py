@@ -286,16 +286,17 @@ def test_cli_ingest_runs_the_same_path_in_the_api_container(stack, ports, tmp_pa
     path = tmp_path / "prices.csv.gz"
     path.write_bytes(gzip.compress(content.encode()))
     key = new_key()
-    first = run(["make", "ingest", f"FILE={path}", f"KEY={key}"], env=stack.env)
+    first = run(["make", "--no-print-directory", "ingest", f"FILE={path}", f"KEY={key}"], env=stack.env)
     record = json.loads(first.stdout[first.stdout.index("{"):])
     assert record["status"] == 201 and record["rows"] == 2
     assert record["sha256"] == hashlib.sha256(content.encode()).hexdigest()
-    again = run(["make", "ingest", f"FILE={path}", f"KEY={key}"], env=stack.env)
+    again = run(["make", "--no-print-directory", "ingest", f"FILE={path}", f"KEY={key}"], env=stack.env)
     assert json.loads(again.stdout[again.stdout.index("{"):])["status"] == 200
     assert prices_on(stack, day) == [42, 43]
     bad = tmp_path / "bad.csv"
     bad.write_text(HEADER + f"{ports[0]},{ports[1]},{day},0\n")
-    failed = run(["make", "ingest", f"FILE={bad}", f"KEY={new_key()}"], env=stack.env, check=False)
+    failed = run(["make", "--no-print-directory", "ingest", f"FILE={bad}", f"KEY={new_key()}"],
+                 env=stack.env, check=False)
     assert failed.returncode != 0
     assert '"status": 422' in failed.stderr and "must be a positive integer" in failed.stderr
     assert prices_on(stack, day) == [42, 43]
