@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
-import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -15,16 +13,12 @@ from rates.batches.http import register as register_batches
 from rates.db import Database, DatabaseUnavailable
 from rates.middleware import ERROR_KEY, ROUTE_KEY, PathDispatcher, RequestObserver
 from rates.read_path import ROUTE, RatesEndpoint
+from rates.responses import JSON, json_response
 from rates.validation import InvalidParameter
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 1.0
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
-JSON = "application/json"
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(body), status=status, mimetype=JSON)
 
 
 def error_response(status: int, message: str, kind: str) -> Response:

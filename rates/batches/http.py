@@ -7,9 +7,8 @@
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import psycopg
 from flask import Blueprint, Flask, Response, request
@@ -21,15 +20,12 @@ from rates.batches.ingest import Ingestor, Limits
 from rates.batches.pool import BatchPool
 from rates.config import Settings
 from rates.db import Database
+from rates.responses import json_response
 
 log = logging.getLogger("rates.batches")
 ERROR_KEY = "rates.error_kind"  # read by the request metrics (rates.middleware)
 MAX_PAGE = 1000
 DEFAULT_PAGE = 100
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status=status, mimetype="application/json")
 
 
 def body_stream() -> BinaryIO:
