@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
@@ -37,13 +37,35 @@ def describe(exc: psycopg.Error) -> str:
     return exc.sqlstate or "connection lost"
 
 
+class LazyPool:
+    """A psycopg pool built on first use (after the server forked its workers), shared by threads."""
+
+    def __init__(self, build: Callable[[], ConnectionPool]) -> None:
+        self._build = build
+        self.current: ConnectionPool | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> ConnectionPool:
+        if self.current is None:
+            with self._lock:
+                if self.current is None:
+                    pool = self._build()
+                    pool.open(wait=False)  # connects in the background: start-up never waits
+                    self.current = pool
+        return self.current
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.current.close()
+            self.current = None
+
+
 class Database:
     """A lazily opened psycopg connection pool with fail-fast reads."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._pool: ConnectionPool | None = None
-        self._lock = threading.Lock()
+        self._lazy = LazyPool(self._build_pool)
 
     def _configure(self, conn: psycopg.Connection) -> None:
         # Autocommit: a read is one statement, so no BEGIN before it and no ROLLBACK when the
@@ -56,26 +78,23 @@ class Database:
         if result.status != pq.ExecStatus.COMMAND_OK:
             raise psycopg.OperationalError(f"cannot prepare the data version query: {result.error_message!r}")
 
+    def _build_pool(self) -> ConnectionPool:
+        s = self._settings
+        return ConnectionPool(
+            s.conninfo(),
+            min_size=s.DB_POOL_MIN_SIZE,
+            max_size=s.DB_POOL_MAX_SIZE,
+            timeout=s.DB_POOL_TIMEOUT,
+            # Keep retrying in the background for as long as the process lives.
+            reconnect_timeout=24 * 3600,
+            configure=self._configure,
+            name="rates",
+            open=False,
+        )
+
     @property
     def pool(self) -> ConnectionPool:
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    s = self._settings
-                    pool = ConnectionPool(
-                        s.conninfo(),
-                        min_size=s.DB_POOL_MIN_SIZE,
-                        max_size=s.DB_POOL_MAX_SIZE,
-                        timeout=s.DB_POOL_TIMEOUT,
-                        # Keep retrying in the background for as long as the process lives.
-                        reconnect_timeout=24 * 3600,
-                        configure=self._configure,
-                        name="rates",
-                        open=False,
-                    )
-                    pool.open(wait=False)
-                    self._pool = pool
-        return self._pool
+        return self._lazy.get()
 
     def fetch_all(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:
         """Run a read-only query and return its rows.
@@ -134,9 +153,8 @@ class Database:
 
     def stats(self) -> dict[str, int]:
         """The pool's counters (size, available, waiting), or zeros before it is opened."""
-        return self._pool.get_stats() if self._pool is not None else {}
+        pool = self._lazy.current
+        return pool.get_stats() if pool is not None else {}
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        self._lazy.close()

@@ -10,7 +10,6 @@ must not take connections from reads. This pool opens nothing until the first ba
 
 from __future__ import annotations
 
-import threading
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -18,6 +17,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from rates.config import Settings
+from rates.db import LazyPool
 
 
 def _autocommit(conn: psycopg.Connection[Any]) -> None:
@@ -26,32 +26,18 @@ def _autocommit(conn: psycopg.Connection[Any]) -> None:
 
 class BatchPool:
     def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._pool: ConnectionPool | None = None
-        self._lock = threading.Lock()
-
-    def _get(self) -> ConnectionPool:
-        if self._pool is None:
-            with self._lock:
-                if self._pool is None:
-                    s = self._settings
-                    pool = ConnectionPool(
-                        s.conninfo(),
-                        min_size=0,
-                        max_size=s.BATCH_DB_CONNECTIONS,
-                        timeout=s.DB_POOL_TIMEOUT,
-                        configure=_autocommit,
-                        name="rates-batches",
-                        open=False,
-                    )
-                    pool.open(wait=False)
-                    self._pool = pool
-        return self._pool
+        self._lazy = LazyPool(lambda: ConnectionPool(
+            settings.conninfo(),
+            min_size=0,
+            max_size=settings.BATCH_DB_CONNECTIONS,
+            timeout=settings.DB_POOL_TIMEOUT,
+            configure=_autocommit,
+            name="rates-batches",
+            open=False,
+        ))
 
     def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]:
-        return self._get().connection()
+        return self._lazy.get().connection()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        self._lazy.close()
