@@ -4,7 +4,7 @@
   generate-dump   write the project's generated dump (see rates.dumpgen)
   config          check the configuration and print every setting (secrets masked)
   healthcheck     exit 0 when the local API answers /healthz (container HEALTHCHECK)
-  serve           run the HTTP server named by WEB_SERVER (granian or gunicorn)
+  serve           run the HTTP server named by WEB_SERVER (uWSGI, granian or gunicorn)
   ingest          load a batch of prices from a file, like POST /batches
 """
 

@@ -9,6 +9,7 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from rates import config, metrics
+from rates.access_log import AccessLogWriter
 from rates.batches.http import register as register_batches
 from rates.db import Database, DatabaseUnavailable
 from rates.middleware import ERROR_KEY, ROUTE_KEY, PathDispatcher, RequestObserver
@@ -92,5 +93,7 @@ def create_app(settings: config.Settings | None = None, database: Database | Non
 
     # GET /rates is plain WSGI (the hot path); the rest goes through Flask. Request id, access
     # log and metrics wrap everything, 404s and errors included.
-    app.wsgi_app = RequestObserver(PathDispatcher({ROUTE: rates_endpoint}, app.wsgi_app))  # type: ignore[method-assign]
+    access_log = AccessLogWriter(2, settings.LOG_ACCESS_BUFFER, settings.LOG_ACCESS_FLUSH)
+    app.wsgi_app = RequestObserver(  # type: ignore[method-assign]
+        PathDispatcher({ROUTE: rates_endpoint}, app.wsgi_app), access_log)
     return app

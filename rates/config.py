@@ -111,14 +111,26 @@ class Settings:
     DB_POOL_TIMEOUT: float = _setting(2.0, _float(0.01), "seconds a request waits for a pooled connection before 503")
 
     # HTTP server.
-    WEB_SERVER: str = _setting("GRANIAN", _choice("GRANIAN", "GUNICORN"), "server `python -m rates serve` runs")
-    WEB_BIND: str = _setting("0.0.0.0:3000", _nonempty, "address:port gunicorn listens on")
-    WEB_WORKERS: int = _setting(0, _int(0, 256), "worker processes; 0 = CPU cores (granian), 2 x cores + 1 (gunicorn)")
+    WEB_SERVER: str = _setting(
+        "GRANIAN", _choice("GRANIAN", "UWSGI", "GUNICORN"), "server `python -m rates serve` runs"
+    )
+    WEB_BIND: str = _setting("0.0.0.0:3000", _nonempty, "address:port the HTTP server listens on")
+    WEB_WORKERS: int = _setting(
+        0, _int(0, 256), "worker processes; 0 = CPU cores (uWSGI, granian), 2 x cores + 1 (gunicorn)"
+    )
     WEB_THREADS: int = _setting(2, _int(1, 256), "threads per worker running the application")
-    WEB_TIMEOUT: int = _setting(30, _int(1, 3600), "gunicorn only: seconds before a silent worker is restarted")
+    WEB_TIMEOUT: int = _setting(
+        30, _int(1, 3600), "uWSGI: longest a client read or write may block; gunicorn: a silent worker's life"
+    )
     WEB_GRACEFUL_TIMEOUT: int = _setting(30, _int(1, 3600), "seconds in-flight requests get to finish on SIGTERM")
-    WEB_KEEPALIVE: int = _setting(5, _int(0, 3600), "seconds an idle keep-alive connection is kept open")
+    WEB_KEEPALIVE: int = _setting(
+        5, _int(0, 3600), "seconds an idle keep-alive connection is kept open (uWSGI: 0 = off)"
+    )
     LOG_LEVEL: str = _setting("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level")
+    LOG_ACCESS_BUFFER: int = _setting(
+        4096, _int(0, 4096), "bytes of access lines gathered into one write to stderr; 0 = one write per line"
+    )
+    LOG_ACCESS_FLUSH: float = _setting(1.0, _float(0.01), "longest an access line waits in the buffer, seconds")
 
     # API behaviour.
     RATES_MAX_RANGE_DAYS: int = _setting(366, _int(1, 100_000), "longest date range /rates accepts, in days")

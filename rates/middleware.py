@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from rates import metrics
+from rates.access_log import AccessLogWriter
 
 ACCESS_LOGGER = "rates.access"
 # An incoming X-Request-ID is honoured when it is a sane token; otherwise a new one is made.
@@ -28,18 +29,16 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1000):03d}Z"
 
 
-def write_access_line(entry: dict[str, Any]) -> None:
-    """One JSON line, in the format of rates.logs.JsonFormatter, with a single write(2) call:
-    lines from concurrent threads and processes never interleave, and the logging module's
-    per-record work is skipped on the hot path."""
-    os.write(2, orjson.dumps(entry, default=str) + b"\n")
-
-
 class RequestObserver:
-    """Wraps a WSGI app; the app may put its matched route and error kind in the environ."""
+    """Wraps a WSGI app; the app may put its matched route and error kind in the environ.
 
-    def __init__(self, app: Callable[[dict, StartResponse], Iterable[bytes]]) -> None:
+    Access lines have the format of rates.logs.JsonFormatter but skip the logging module's
+    per-record work on the hot path; ``access_log`` gathers them into few writes.
+    """
+
+    def __init__(self, app: Callable[[dict, StartResponse], Iterable[bytes]], access_log: AccessLogWriter) -> None:
         self.app = app
+        self.access_log = access_log
         # Access lines are INFO: quiet when the log level is WARNING or above.
         self.log_requests = logging.getLogger(ACCESS_LOGGER).isEnabledFor(logging.INFO)
 
@@ -72,7 +71,7 @@ class RequestObserver:
             if self.log_requests:
                 path = environ.get("PATH_INFO", "")
                 query = environ.get("QUERY_STRING")
-                write_access_line({
+                self.access_log.write(orjson.dumps({
                     "ts": now_iso(),
                     "level": "info",
                     "logger": ACCESS_LOGGER,
@@ -84,7 +83,7 @@ class RequestObserver:
                     "status": int(status) if status.isdigit() else status,
                     "duration_ms": round(elapsed * 1000, 3),
                     "remote": environ.get("REMOTE_ADDR"),
-                })
+                }, default=str) + b"\n")
 
 
 class PathDispatcher:

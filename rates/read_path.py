@@ -7,6 +7,7 @@ rest of the API: 400 naming the parameter, 503 when the database is unreachable.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from urllib.parse import unquote_plus
 
@@ -20,6 +21,8 @@ from rates.validation import InvalidParameter, RatesQuery, parse_rates_query
 
 log = logging.getLogger(__name__)
 ROUTE = "/rates"
+# The pool gauges are sampled at most this often by the hot path (and at every /metrics scrape).
+POOL_SAMPLE_SECONDS = 0.25
 STATUS = {200: "200 OK", 400: "400 BAD REQUEST", 405: "405 METHOD NOT ALLOWED",
           500: "500 INTERNAL SERVER ERROR", 503: "503 SERVICE UNAVAILABLE"}
 
@@ -76,6 +79,7 @@ class RatesEndpoint:
         self.db = db
         self.service = RatesService(db, settings)
         self.max_range_days = settings.RATES_MAX_RANGE_DAYS
+        self._next_pool_sample = 0.0
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         environ[ROUTE_KEY] = ROUTE
@@ -104,7 +108,10 @@ class RatesEndpoint:
             log.exception("unhandled error on GET %s", ROUTE)
             return 500, self._error(environ, "internal", "internal server error")
         finally:
-            metrics.observe_pool(self.db.stats())
+            now = time.monotonic()
+            if now >= self._next_pool_sample:  # pool gauges: a sample per interval is enough
+                self._next_pool_sample = now + POOL_SAMPLE_SECONDS
+                metrics.observe_pool(self.db.stats())
 
     @staticmethod
     def _error(environ: dict, kind: str, message: str) -> bytes:

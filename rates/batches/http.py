@@ -18,6 +18,7 @@ from rates.batches.auth import BearerAuth, parse_tokens
 from rates.batches.errors import BadRequest, BatchError, NotFound
 from rates.batches.ingest import Ingestor, Limits
 from rates.batches.pool import BatchPool
+from rates.batches.uwsgi_input import ChunkedInput, under_uwsgi_chunked
 from rates.config import Settings
 from rates.db import Database
 from rates.responses import json_response
@@ -28,9 +29,11 @@ MAX_PAGE = 1000
 DEFAULT_PAGE = 100
 
 
-def body_stream() -> BinaryIO:
+def body_stream(read_timeout: int) -> BinaryIO:
     """The raw request body: to its Content-Length, or to the end of a chunked body."""
     environ = request.environ
+    if under_uwsgi_chunked(environ):
+        return ChunkedInput.from_uwsgi(read_timeout)  # type: ignore[return-value]
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     if request.content_length is None and (chunked or environ.get("wsgi.input_terminated")):
         return environ["wsgi.input"]
@@ -67,7 +70,7 @@ def register(app: Flask, db: Database, settings: Settings) -> None:
     def post_batch() -> Response:
         auth.check(request.headers.get("Authorization"))
         outcome = ingestor.ingest(
-            body_stream(),
+            body_stream(settings.WEB_TIMEOUT),
             key=request.headers.get("Idempotency-Key"),
             content_type=request.headers.get("Content-Type"),
             content_encoding=request.headers.get("Content-Encoding"),

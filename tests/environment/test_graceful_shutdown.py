@@ -11,7 +11,7 @@ def test_in_flight_requests_complete_when_the_api_container_stops(stack):
     stopper = threading.Thread(target=lambda: stack.compose("stop", "--timeout", "40", "api"))
     try:
         # Four requests: at least one is running in the database (held by a lock), the others
-        # may be queued in the server (a worker per core, one application thread each).
+        # may be queued in the server (a worker per core, two application threads each).
         with requests_in_flight(stack.conninfo(), stack.api_url, count=4, min_waiting=1) as results:
             stopper.start()
         stopper.join(timeout=60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack import DOCUMENTED_QUERY, ROOT
+from tests.stack import DOCUMENTED_QUERY, ROOT, server_workers
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -60,10 +61,7 @@ def test_one_json_log_line_per_request(stack):
 
 
 def test_metrics_add_up_across_worker_processes(stack):
-    cid = stack.container_id("api")
-    workers = [line for line in subprocess.run(["docker", "top", cid, "-o", "pid,args"], capture_output=True,
-                                               text=True, check=True).stdout.splitlines()[1:] if "granian" in line]
-    assert len(workers) >= 3, "expected a server process and at least two workers"
+    assert len(server_workers(stack)) >= 2, "expected at least two worker processes"
     before = stack.get("/metrics").text
     session = requests.Session()  # keep-alive connections land on different workers over time
     for _ in range(40):
@@ -161,3 +159,22 @@ def test_data_version_survives_a_deallocated_statement(stack):
         assert db.data_version() == first
     finally:
         db.close()
+
+
+def test_idle_keep_alive_connections_do_not_hold_back_new_clients(stack):
+    """More idle keep-alive connections than the server has threads: a new client is still
+    answered at once (well under WEB_TIMEOUT, the time a thread may wait on one client)."""
+    request = f"GET /rates?{DOCUMENTED_QUERY} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode()
+    idle = []
+    try:
+        for _ in range(8):  # the stack has 2 workers x 2 threads
+            conn = socket.create_connection(("127.0.0.1", stack.api_port), timeout=10)
+            conn.sendall(request)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200")
+            idle.append(conn)  # left open and silent
+        started = time.monotonic()
+        assert requests.get(f"{stack.api_url}/rates?{DOCUMENTED_QUERY}", timeout=10).status_code == 200
+        assert time.monotonic() - started < 5
+    finally:
+        for conn in idle:
+            conn.close()
