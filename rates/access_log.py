@@ -53,7 +53,7 @@ class AccessLogWriter:
                 self._write_all(line)
             return
         with self._lock:
-            if self._owner_pid != os.getpid():
+            if self._owner_pid is None:  # first line of this process (reset after a fork)
                 self._start_flusher()
             if self._size + len(line) > self.buffer_bytes:
                 self._flush_locked()
