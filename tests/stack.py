@@ -172,3 +172,16 @@ def kill_server_workers(stack: Stack, service: str = "api") -> list[int]:
     in_container = [_proc_status(pid)["NSpid"].split()[-1] for pid in pids]
     run(["docker", "exec", stack.container_id(service), "sh", "-c", f"kill -KILL {' '.join(in_container)}"])
     return pids
+
+
+def wait_for_batch_copy(stack: Stack, within: float = 30) -> int:
+    """Wait until a batch's COPY into prices runs on the server; its backend pid."""
+    deadline = time.monotonic() + within
+    with stack.connect(autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY public.prices%' "
+                               "AND state = 'active'").fetchone()
+            if row:
+                return row[0]
+            time.sleep(0.02)
+    raise AssertionError("the batch's COPY never showed in pg_stat_activity")

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.stack import dotenv_ingest_token, kill_server_workers, run, server_workers
+from tests.stack import dotenv_ingest_token, kill_server_workers, run, server_workers, wait_for_batch_copy
 
 ROWS = 300_000
 
@@ -36,18 +36,6 @@ def post(stack, data, key: str) -> requests.Response:
     headers = {"Authorization": f"Bearer {dotenv_ingest_token()}", "Idempotency-Key": key,
                "Content-Type": "text/csv"}
     return requests.post(stack.api_url + "/batches", data=data, headers=headers, timeout=300)
-
-
-def copy_backend(stack, within: float = 30) -> int:
-    deadline = time.monotonic() + within
-    with stack.connect(autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY public.prices%' "
-                               "AND state = 'active'").fetchone()
-            if row:
-                return row[0]
-            time.sleep(0.05)
-    raise AssertionError("the batch's COPY never showed in pg_stat_activity")
 
 
 def wait_gone(stack, pid: int, within: float = 60) -> None:
@@ -75,7 +63,7 @@ def interrupted_upload(stack, day: str, key: str, kill) -> list[str]:
     with ThreadPoolExecutor(1) as pool:
         upload = pool.submit(post, stack, batch(codes, day, halfway, resume), key)
         assert halfway.wait(60), "the upload did not get halfway"
-        backend = copy_backend(stack)
+        backend = wait_for_batch_copy(stack)
         try:
             kill()
         finally:

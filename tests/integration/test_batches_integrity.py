@@ -18,7 +18,7 @@ import pytest
 import requests
 from psycopg import errors
 
-from tests.stack import dotenv_ingest_token, run
+from tests.stack import dotenv_ingest_token, run, wait_for_batch_copy
 
 DAY = "2140-01-01"
 
@@ -65,19 +65,6 @@ def wait_until_blocked(stack, pid: int, within: float = 10) -> None:
                 return
             time.sleep(0.02)
     raise AssertionError(f"backend {pid} never waited for a lock")
-
-
-def wait_for_copy(stack, within: float = 30) -> int:
-    """Wait until a batch's COPY into prices runs on the server; its backend pid."""
-    deadline = time.monotonic() + within
-    with stack.connect(autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            row = conn.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY public.prices%%' "
-                               "AND state = 'active'").fetchone()
-            if row:
-                return row[0]
-            time.sleep(0.02)
-    raise AssertionError("no COPY into prices started")
 
 
 def in_background(fn):
@@ -272,7 +259,7 @@ def test_port_deleted_while_an_http_batch_streams_is_a_422_and_no_orphan(stack, 
                                                   timeout=60))
     assert halfway.wait(30)
     try:
-        wait_for_copy(stack)  # the batch read the ports and streams into COPY
+        wait_for_batch_copy(stack)  # the batch read the ports and streams into COPY
         with stack.connect() as conn:  # not referenced by any committed price yet: allowed
             conn.execute("DELETE FROM ports WHERE code = %s", (code,))
     finally:
