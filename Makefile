@@ -49,7 +49,7 @@ psql: ## open psql on the rates database inside the db container
 lint: venv ## hadolint every Dockerfile, validate compose.yaml, ruff the Python code
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	$(COMPOSE) config --quiet
-	$(VENV)/bin/ruff check rates tests scripts
+	$(VENV)/bin/ruff check rates tests scripts tools
 	@echo "lint: Dockerfiles, compose.yaml and Python code are clean"
 
 test: venv ## run the whole test suite (unit, integration, environment) against real containers
@@ -79,7 +79,7 @@ lock: ## re-resolve the pinned dependencies (rates/requirements.txt, tests/requi
 	  --custom-compile-command "make lock" -o tests/requirements.txt
 
 dump: ## regenerate db/rates.sql from the seeded generator
-	$(PYTHON) -m rates generate-dump --output db/rates.sql
+	$(PYTHON) tools/dumpgen.py --output db/rates.sql
 	@echo "wrote db/rates.sql"
 
 venv: $(VENV)/.installed ## create .venv with the locked test and lint tools

@@ -1,11 +1,10 @@
 """Command line: ``python -m rates COMMAND``.
 
-  migrate         create the database if needed, load the dump once, apply migrations
-  generate-dump   write the project's generated dump (see rates.dumpgen)
-  config          check the configuration and print every setting (secrets masked)
-  healthcheck     exit 0 when the local API answers /healthz (container HEALTHCHECK)
-  serve           run the HTTP server named by WEB_SERVER (uWSGI, granian or gunicorn)
-  ingest          load a batch of prices from a file, like POST /batches
+  migrate      create the database if needed, load the dump once, apply migrations
+  config       check the configuration and print every setting (secrets masked)
+  healthcheck  exit 0 when the local API answers /healthz (container HEALTHCHECK)
+  serve        run the HTTP server (granian)
+  ingest       load a batch of prices from a file, through the same code as POST /batches
 """
 
 from __future__ import annotations
@@ -13,37 +12,36 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import urllib.request
+from contextlib import ExitStack
+from typing import BinaryIO
 
 from rates import config
-from rates.logs import configure_logging
+from rates.errors import ServiceError
+from rates.observability.logs import configure_logging
 
 log = logging.getLogger("rates")
+TYPES = {".csv": "text/csv", ".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson",
+         ".json": "application/json"}
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
-    from rates import migrate, sqldump
+    from rates.db import migrate
 
     settings = config.get()
     configure_logging(settings.LOG_LEVEL)
     try:
         migrate.run(settings)
-    except (migrate.MigrationError, sqldump.DumpError) as exc:
+    except migrate.MigrationError as exc:
         log.error("migration failed: %s", exc)
         return 1
     return 0
 
 
-def cmd_generate_dump(args: argparse.Namespace) -> int:
-    from rates import dumpgen
-
-    return dumpgen.main(args.rest) or 0
-
-
 def cmd_config(_: argparse.Namespace) -> int:
-    settings = config.get()
-    json.dump(settings.redacted(), sys.stdout, indent=2, default=str)
+    json.dump(config.get().redacted(), sys.stdout, indent=2, default=str)
     print()
     return 0
 
@@ -52,7 +50,7 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
     port = config.get().WEB_BIND.rsplit(":", 1)[-1]
     url = f"http://127.0.0.1:{port}{args.path}"
     try:
-        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 - loopback http
             return 0 if response.status == 200 else 1
     except OSError as exc:
         print(f"healthcheck: {url}: {exc}", file=sys.stderr)
@@ -65,27 +63,60 @@ def cmd_serve(_: argparse.Namespace) -> int:
     return serve.main(config.get())
 
 
+def infer_type(name: str) -> tuple[str | None, str | None]:
+    """(content type, content encoding) from a file name such as prices.csv.gz."""
+    base, encoding = name.lower(), None
+    if base.endswith(".gz"):
+        base, encoding = base[:-3], "gzip"
+    return next((t for ext, t in TYPES.items() if base.endswith(ext)), None), encoding
+
+
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from rates.batches import cli
+    """One batch, straight to the database (DB_* settings: no bearer token needed). Prints the
+    batch record and exits 0 (committed now, or before with the same content), or prints the
+    error body on stderr and exits 1."""
+    from rates.components import Components
 
-    return cli.run(args)
+    settings = config.get()
+    configure_logging(settings.LOG_LEVEL)
+    content_type, encoding = infer_type(args.filename or (args.file if args.file != "-" else ""))
+    content_type, encoding = args.content_type or content_type, args.content_encoding or encoding
+    if content_type is None:
+        print("ingest: cannot tell the format from the name; pass --content-type", file=sys.stderr)
+        return 1
+    components = Components.build(settings)
+    with ExitStack() as stack:
+        stack.callback(components.close)
+        stream: BinaryIO = sys.stdin.buffer
+        length = None
+        if args.file != "-":
+            try:
+                stream = stack.enter_context(open(args.file, "rb"))  # noqa: SIM115 - closed by the stack
+            except OSError as exc:
+                print(f"ingest: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+                return 1
+            length = os.fstat(stream.fileno()).st_size
+        try:
+            outcome = components.ingestor.ingest(
+                stream, key=args.key, content_type=content_type, content_encoding=encoding, content_length=length)
+        except ServiceError as exc:
+            print(json.dumps({"status": exc.status, **exc.body()}, indent=2), file=sys.stderr)
+            return 1
+    print(json.dumps({"status": outcome.status, **outcome.record}, indent=2))
+    return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rates", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("migrate", help="create the database, load the dump once, apply migrations").set_defaults(
-        func=cmd_migrate
-    )
-    gen = sub.add_parser("generate-dump", help="write the generated dump", add_help=False)
-    gen.add_argument("rest", nargs=argparse.REMAINDER)
-    gen.set_defaults(func=cmd_generate_dump)
+        func=cmd_migrate)
     sub.add_parser("config", help="print the effective settings").set_defaults(func=cmd_config)
     hc = sub.add_parser("healthcheck", help="probe the local API")
     hc.add_argument("--path", default="/healthz")
     hc.add_argument("--timeout", type=float, default=3.0)
     hc.set_defaults(func=cmd_healthcheck)
-    sub.add_parser("serve", help="run the HTTP server (WEB_SERVER)").set_defaults(func=cmd_serve)
+    sub.add_parser("serve", help="run the HTTP server (granian)").set_defaults(func=cmd_serve)
     ing = sub.add_parser("ingest", help="load a batch of prices (CSV, NDJSON, JSON; .gz) like POST /batches")
     ing.add_argument("file", help="the batch file, or - for standard input")
     ing.add_argument("--key", required=True, help="the batch's idempotency key (the Idempotency-Key header)")
@@ -93,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     ing.add_argument("--content-encoding", choices=["gzip", "identity"], help="default: gzip for a name ending in .gz")
     ing.add_argument("--filename", help="name to take the type from when FILE is - (standard input)")
     ing.set_defaults(func=cmd_ingest)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
         return args.func(args)
     except config.ConfigError as exc:

@@ -111,20 +111,12 @@ class Settings:
     DB_POOL_TIMEOUT: float = _setting(2.0, _float(0.01), "seconds a request waits for a pooled connection before 503")
 
     # HTTP server.
-    WEB_SERVER: str = _setting(
-        "GRANIAN", _choice("GRANIAN", "UWSGI", "GUNICORN"), "server `python -m rates serve` runs"
-    )
     WEB_BIND: str = _setting("0.0.0.0:3000", _nonempty, "address:port the HTTP server listens on")
-    WEB_WORKERS: int = _setting(
-        0, _int(0, 256), "worker processes; 0 = CPU cores (uWSGI, granian), 2 x cores + 1 (gunicorn)"
-    )
+    WEB_WORKERS: int = _setting(0, _int(0, 256), "worker processes; 0 = one per CPU core")
     WEB_THREADS: int = _setting(2, _int(1, 256), "threads per worker running the application")
-    WEB_TIMEOUT: int = _setting(
-        30, _int(1, 3600), "uWSGI: longest a client read or write may block; gunicorn: a silent worker's life"
-    )
     WEB_GRACEFUL_TIMEOUT: int = _setting(30, _int(1, 3600), "seconds in-flight requests get to finish on SIGTERM")
     WEB_KEEPALIVE: int = _setting(
-        5, _int(0, 3600), "seconds an idle keep-alive connection is kept open (uWSGI: 0 = off)"
+        5, _int(0, 3600), "HTTP/1.1 keep-alive: 0 = off, any other value = on"
     )
     LOG_LEVEL: str = _setting("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level")
     LOG_ACCESS_BUFFER: int = _setting(
@@ -160,11 +152,6 @@ class Settings:
     BATCH_DB_CONNECTIONS: int = _setting(
         4, _int(1, 1000), "connections each worker may open for batches, apart from the read pool"
     )
-
-    @property
-    def gunicorn_workers(self) -> int:
-        """gunicorn's worker count: WEB_WORKERS, or 2 x cores + 1 (sync workers wait on I/O)."""
-        return self.WEB_WORKERS or 2 * cpu_count() + 1
 
     def conninfo(self, dbname: str | None = None) -> str:
         """libpq connection string; the password never appears in logs (see ``redacted``)."""

@@ -1,43 +1,32 @@
-"""gunicorn settings, taken from rates.config (environment, .env, secret files).
-
-gunicorn reads ./gunicorn.conf.py by default, so ``gunicorn -b :3000 wsgi`` run from this folder
-uses it; the container runs ``gunicorn -c rates/gunicorn.conf.py rates.wsgi``. Command-line
-options (``-b :3000``) override what is set here.
+"""gunicorn settings for ``gunicorn -b :3000 wsgi`` run from this folder (gunicorn reads
+./gunicorn.conf.py by default): only what keeps the metrics of several workers correct.
+Workers, threads and timeouts are gunicorn's own options (``-w 4``, ``--threads``...).
 """
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-# Imported under other names: gunicorn reads every top-level name of this file as a setting.
-from rates import config as _rates_config  # noqa: E402
-from rates.logs import configure_logging as _configure_logging  # noqa: E402
-from rates.metrics import mark_process_dead as _mark_process_dead  # noqa: E402
+# Workers share their metrics through files in this folder (rates.observability.metrics); a
+# fresh one per server, so no earlier server's samples are summed in.
+_OWN_METRICS_DIR = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+if _OWN_METRICS_DIR:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rates-metrics-")
+os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
 
-try:
-    _settings = _rates_config.get()
-except _rates_config.ConfigError as exc:  # a bad value stops start-up with a message naming the variable
-    sys.exit(f"configuration error: {exc}")
-
-bind = [_settings.WEB_BIND]
-workers = _settings.gunicorn_workers
-threads = _settings.WEB_THREADS
-timeout = _settings.WEB_TIMEOUT
-graceful_timeout = _settings.WEB_GRACEFUL_TIMEOUT
-keepalive = _settings.WEB_KEEPALIVE
-loglevel = _settings.LOG_LEVEL.lower()
-accesslog = "-"
-errorlog = "-"
-# The app is imported in each worker after fork, so every worker opens its own pool.
-preload_app = False
-
-
-def on_starting(server):  # noqa: ANN001 - gunicorn hook signature
-    _configure_logging(_settings.LOG_LEVEL)
-    server.log.info("rates settings: %s", _settings.redacted())
+# Imported under another name: gunicorn reads every top-level name of this file as a setting.
+from rates.observability.metrics import mark_process_dead as _mark_process_dead  # noqa: E402
 
 
 def child_exit(server, worker):  # noqa: ANN001 - gunicorn hook signature
     # Runs in a signal handler of the master: no import here (a re-entrant import would fail).
     _mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # noqa: ANN001 - gunicorn hook signature
+    if _OWN_METRICS_DIR:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

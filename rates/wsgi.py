@@ -1,5 +1,5 @@
-"""WSGI entry point: ``gunicorn wsgi`` from this folder, or ``gunicorn rates.wsgi`` from the top
-(uWSGI and granian load ``rates.wsgi:application``).
+"""WSGI entry point: ``gunicorn wsgi`` from this folder (the original run instruction), or
+``rates.wsgi:application`` from the top (granian, ``python -m rates serve``).
 
 gunicorn looks for the callable named ``application``; ``app`` is the same object.
 """
@@ -8,17 +8,20 @@ import logging
 import sys
 from pathlib import Path
 
-try:
-    from rates.app import create_app
-except ModuleNotFoundError:  # started from inside the package folder: make the package importable
+if __package__ in (None, ""):  # imported as `wsgi` from inside the package folder
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from rates.app import create_app
 
-from rates import config
-from rates.logs import configure_logging
+from rates import config  # noqa: E402
+from rates.api.app import create_app  # noqa: E402
+from rates.components import Components  # noqa: E402
+from rates.observability.logs import configure_logging  # noqa: E402
 
+try:
+    settings = config.get()
+except config.ConfigError as exc:  # stops start-up with a message naming the variable
+    print(f"configuration error: {exc}", file=sys.stderr)
+    raise SystemExit(3) from None  # 3: gunicorn's "worker failed to boot", which stops it
 if not logging.getLogger().handlers:
-    # gunicorn and granian set up logging before they import the app; uWSGI does not.
-    configure_logging(config.get().LOG_LEVEL)
+    configure_logging(settings.LOG_LEVEL)
 
-application = app = create_app()
+application = app = create_app(Components.build(settings))

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from rates.batches.errors import BadRequest, TooLarge, UnsupportedMedia
+from rates.errors import BadRequest, TooLarge, UnsupportedMedia
 
 CHUNK_SIZE = 256 * 1024
 GZIP_WBITS = 16 + zlib.MAX_WBITS  # gzip header and trailer, not raw deflate or zlib
@@ -41,7 +41,6 @@ class Body:
         self.raw_bytes = 0  # as received
         self.bytes = 0  # after decoding
         self._sha256 = hashlib.sha256()
-        self.finished = False
 
     @property
     def sha256(self) -> str:
@@ -72,7 +71,6 @@ class Body:
         for data in source:
             if data:
                 yield self._counted(data)
-        self.finished = True
 
     def _gunzip(self, raw: Iterator[bytes]) -> Iterator[bytes]:
         """Decode one or more concatenated gzip members; output bounded per step."""

@@ -21,8 +21,8 @@ import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from rates.batches.errors import UnsupportedMedia
 from rates.batches.rows import FIELDS, Validator
+from rates.errors import UnsupportedMedia
 
 MAX_LINE = 1024 * 1024  # a line (CSV, NDJSON) or an array element (JSON) longer than this is an error
 MEDIA_TYPES = {

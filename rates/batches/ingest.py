@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import logging
 import re
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -31,10 +32,10 @@ from psycopg_pool import PoolTimeout
 
 from rates.batches import store
 from rates.batches.body import Body, parse_encoding
-from rates.batches.errors import BadRequest, Conflict, Invalid, TooLarge, Unavailable
 from rates.batches.formats import Tally, parse_media_type, parser
 from rates.batches.rows import Errors, Validator
-from rates.batches.watchdog import Connect, Watchdog
+from rates.batches.watchdog import Watchdog
+from rates.errors import BadRequest, Conflict, Invalid, TooLarge, Unavailable
 
 log = logging.getLogger("rates.batches")
 
@@ -69,14 +70,20 @@ def check_key(key: str | None) -> str:
     return key
 
 
-class Ingestor:
-    """Loads batches through connections from ``connect`` (a pool's or a direct one)."""
+class Connections(Protocol):
+    """Where a batch's connection and its watchdog's come from (rates.db.pools.BatchPools)."""
 
-    def __init__(self, connect: Connect, limits: Limits, connect_other: Connect | None = None) -> None:
-        """``connect`` gives the batch's connection; ``connect_other`` one for the watchdog."""
-        self.connect = connect
+    def batch(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
+
+    def watchdog(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
+
+
+class Ingestor:
+    """Loads batches, each on a connection of ``connections.batch()``."""
+
+    def __init__(self, connections: Connections, limits: Limits) -> None:
+        self.connections = connections
         self.limits = limits
-        self.connect_other = connect_other or connect
 
     def ingest(
         self,
@@ -112,14 +119,14 @@ class Ingestor:
         watchdog: Watchdog | None = None
         timeout_ms = self.limits.statement_timeout_ms
         try:
-            with self.connect() as conn:
+            with self.connections.batch() as conn:
                 try:
                     with conn.transaction():
                         pid, xact_start = conn.execute(
                             "SELECT pg_backend_pid(), now(), set_config('statement_timeout', %s, true)",
                             (f"{timeout_ms}ms",),
                         ).fetchone()[:2]
-                        with Watchdog(self.connect_other, pid, xact_start, timeout_ms) as watchdog:
+                        with Watchdog(self.connections.watchdog, pid, xact_start, timeout_ms) as watchdog:
                             started = conn.execute(store.START, {"key": key}).fetchone()
                             if started is None:
                                 existing = conn.execute(store.BY_KEY, {"key": key}).fetchone()

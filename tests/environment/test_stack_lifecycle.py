@@ -111,7 +111,7 @@ def test_api_survives_a_database_restart_without_restarting(stack):
 
 def test_two_copies_run_side_by_side_and_down_reset_clean_up(stack):
     dump = {"RATES_DUMP": str(ORIGINAL_DUMP)} if ORIGINAL_DUMP.is_file() else {}
-    other = Stack("rates-test-copy", api_port=stack.api_port + 1, db_port=stack.db_port + 1, extra_env=dump)
+    other = Stack(f"{stack.project}-copy", api_port=stack.api_port + 1, db_port=stack.db_port + 1, extra_env=dump)
     other.compose("down", "--volumes", "--remove-orphans")
     try:
         other.make("up")
@@ -140,7 +140,7 @@ def test_two_copies_run_side_by_side_and_down_reset_clean_up(stack):
 
 
 def test_missing_dump_fails_with_a_clear_message(stack):
-    broken = Stack("rates-test-nodump", stack.api_port + 2, stack.db_port + 2,
+    broken = Stack(f"{stack.project}-nodump", stack.api_port + 2, stack.db_port + 2,
                    extra_env={"RATES_DUMP": "/nonexistent/rates.sql"})
     proc = broken.make("up", check=False)
     broken.compose("down", "--volumes", "--remove-orphans")
@@ -156,7 +156,8 @@ def test_broken_dump_fails_migrate_and_the_api_does_not_start(stack, tmp_path):
     dump.write_text("".join(good[:cut]))
     dump.chmod(0o644)
     tmp_path.chmod(0o755)
-    broken = Stack("rates-test-broken", stack.api_port + 3, stack.db_port + 3, extra_env={"RATES_DUMP": str(dump)})
+    broken = Stack(f"{stack.project}-broken", stack.api_port + 3, stack.db_port + 3,
+                   extra_env={"RATES_DUMP": str(dump)})
     try:
         proc = broken.make("up", check=False)
         states = {c["Service"]: c for c in broken.containers()}

@@ -1,5 +1,5 @@
-"""Limits, a disabled ingestion and the batch timeout, through the routes of rates.batches.http
-run in this process (small limits, no need for a second stack) against the stack's database."""
+"""Limits, a disabled ingestion and the batch timeout, through the app (rates.api.app) run in
+this process (small limits, no need for a second stack) against the stack's database."""
 
 from __future__ import annotations
 
@@ -11,11 +11,10 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from flask import Flask
 
-from rates.batches.http import register
+from rates.api.app import create_app
+from rates.components import Components
 from rates.config import Settings
-from rates.db import Database
 from tests.stack import dotenv_password
 
 TOKEN = "t" * 32
@@ -25,21 +24,8 @@ DAY = "2190-01-01"
 def make_client(stack, **overrides):
     values = {"INGEST_TOKEN": TOKEN, "BATCH_MAX_ROWS": 100, "BATCH_MAX_BYTES": 20_000, **overrides}
     settings = Settings(DB_HOST="127.0.0.1", DB_PORT=stack.db_port, DB_PASSWORD=dotenv_password(), **values)
-    app = Flask("batches-limits")
-    db = Database(settings)
-    register(app, db, settings)
-    return app.test_client(), Closer(db, app.extensions["rates.batches.pool"])
-
-
-class Closer:
-    """Closes the read pool and the batch pool of an app made by make_client."""
-
-    def __init__(self, *pools) -> None:
-        self.pools = pools
-
-    def close(self) -> None:
-        for pool in self.pools:
-            pool.close()
+    components = Components.build(settings)
+    return create_app(components).test_client(), components
 
 
 @pytest.fixture()

@@ -22,12 +22,12 @@ def test_gunicorn_from_the_rates_folder(stack, tmp_path):
         "DB_HOST": "127.0.0.1",
         "DB_PORT": str(stack.db_port),
         "DB_PASSWORD": dotenv_password(),
-        "WEB_WORKERS": "4",  # sync workers: one request each, and three are held in flight below
         "DB_STATEMENT_TIMEOUT_MS": "30000",  # the held requests wait on a lock meanwhile
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     log = (tmp_path / "gunicorn.log").open("w")
-    proc = subprocess.Popen(["gunicorn", "-b", f"127.0.0.1:{port}", "wsgi"], cwd=ROOT / "rates", env=env,
+    # -w 4: sync workers serve one request each, and three are held in flight below.
+    proc = subprocess.Popen(["gunicorn", "-w", "4", "-b", f"127.0.0.1:{port}", "wsgi"], cwd=ROOT / "rates", env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30

@@ -13,8 +13,10 @@ from datetime import date, timedelta
 import psycopg
 import pytest
 
-from rates import config, migrate
-from rates.app import create_app
+from rates import config
+from rates.api.app import create_app
+from rates.components import Components
+from rates.db import migrate
 from tests.stack import DOCUMENTED_QUERY, ORIGINAL_DUMP, dotenv_password
 
 pytestmark = pytest.mark.skipif(not ORIGINAL_DUMP.is_file(), reason=f"{ORIGINAL_DUMP} not present")
@@ -40,13 +42,14 @@ def test_original_dump_loads_completely(original_settings):
 
 
 def test_documented_answer(original_settings):
-    app = create_app(original_settings)
+    components = Components.build(original_settings)
+    app = create_app(components)
     response = app.test_client().get(f"/rates?{DOCUMENTED_QUERY}")
     rates = response.get_json()["rates"]
     assert response.status_code == 200
     assert len(rates) == 31
     assert rates[0] == {"count": 3, "day": "2021-01-31", "price": 1154.3333333333333}
-    app.extensions["rates.db"].close()
+    components.close()
 
 
 def ports_under(conn: psycopg.Connection, location: str) -> list[str]:
@@ -79,8 +82,8 @@ def expected_rates(conn: psycopg.Connection, orig: str, dest: str, date_from: st
 def test_random_queries_match_the_contract(original_settings):
     """300 random routes, regions and ranges (seeded) against the independent computation."""
     rng = random.Random(2021)
-    app = create_app(original_settings)
-    client = app.test_client()
+    components = Components.build(original_settings)
+    client = create_app(components).test_client()
     with psycopg.connect(original_settings.conninfo()) as conn:
         routes = conn.execute("SELECT DISTINCT orig_code, dest_code FROM prices ORDER BY 1, 2").fetchall()
         slugs = [s for (s,) in conn.execute("SELECT slug FROM regions ORDER BY 1")]
@@ -100,4 +103,4 @@ def test_random_queries_match_the_contract(original_settings):
                 assert (g["price"] is None) == (w["price"] is None), query
                 if w["price"] is not None:
                     assert abs(g["price"] - w["price"]) <= 1e-9, query
-    app.extensions["rates.db"].close()
+    components.close()

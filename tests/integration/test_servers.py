@@ -1,6 +1,7 @@
-"""Each HTTP server `python -m rates serve` can run (uWSGI, granian, gunicorn), started for real
-on this machine with the service's own command line: it serves the API, and on SIGTERM it exits 0
-having written every access line, including those still gathered in a worker's buffer."""
+"""Both ways to serve the API, started for real on this machine: granian (`python -m rates serve`,
+the container's command) and gunicorn from the rates folder (the original run instruction). Each
+serves the API, and on SIGTERM exits 0 having written every access line, including those still
+gathered in a worker's buffer."""
 
 from __future__ import annotations
 
@@ -18,16 +19,19 @@ import requests
 
 from tests.stack import DOCUMENTED_QUERY, ROOT, dotenv_password
 
-PORTS = {"UWSGI": 10, "GRANIAN": 11, "GUNICORN": 12}  # offsets from the stack's API port
+SERVERS = {  # command, working folder, offset of its port from the stack's API port
+    "granian": (lambda port: [sys.executable, "-m", "rates", "serve"], ROOT, 11),
+    "gunicorn": (lambda port: ["gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "wsgi"], ROOT / "rates", 12),
+}
 
 
-@pytest.mark.parametrize("server", list(PORTS))
+@pytest.mark.parametrize("server", list(SERVERS))
 def test_server_serves_and_flushes_buffered_access_lines_on_sigterm(stack, tmp_path, server):
-    port = stack.api_port + 20 + PORTS[server]
+    command, folder, offset = SERVERS[server]
+    port = stack.api_port + 20 + offset
     env = {
         **os.environ,
         "RATES_ENV_FILE": "/dev/null",
-        "WEB_SERVER": server,
         "WEB_BIND": f"127.0.0.1:{port}",
         "WEB_WORKERS": "2",
         "DB_HOST": "127.0.0.1",
@@ -39,7 +43,7 @@ def test_server_serves_and_flushes_buffered_access_lines_on_sigterm(stack, tmp_p
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     err = tmp_path / "server.log"
-    proc = subprocess.Popen([sys.executable, "-m", "rates", "serve"], cwd=ROOT, env=env,
+    proc = subprocess.Popen(command(port), cwd=folder, env=env,
                             stdout=subprocess.DEVNULL, stderr=err.open("w"))
     try:
         base = f"http://127.0.0.1:{port}"

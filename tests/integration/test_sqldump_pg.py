@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from rates import dumpgen
+from tools import dumpgen
 from rates.sqldump import DumpError, LoadStats, load
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,1 @@
+"""HTTP: the WSGI app, its routes, parameters, error responses and request observation."""

@@ -1,0 +1,1 @@
+"""Database access: connection pools, the read path's SQL, the migration runner."""

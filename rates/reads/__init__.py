@@ -1,0 +1,1 @@
+"""The read path's domain: the average-price query and its exact response cache."""
