@@ -60,6 +60,17 @@ def create_app(components: Components) -> Flask:
     def openapi_document() -> Response:
         return Response(openapi, mimetype=JSON)
 
+    _register_error_handlers(app)
+    app.register_blueprint(batches_routes.blueprint(components))
+    rates = RatesEndpoint(components.rates, reads, components.settings.RATES_MAX_RANGE_DAYS)
+    access_log = AccessLogWriter(2, components.settings.LOG_ACCESS_BUFFER, components.settings.LOG_ACCESS_FLUSH)
+    app.wsgi_app = RequestObserver(PathDispatcher({ROUTE: rates}, app.wsgi_app), access_log)  # type: ignore[method-assign]
+    return app
+
+
+def _register_error_handlers(app: Flask) -> None:
+    """Every error, whoever raises it, answers with the one JSON shape (rates.api.responses)."""
+
     @app.errorhandler(ServiceError)
     def service_error(exc: ServiceError) -> Response:
         if exc.status >= 500:
@@ -84,9 +95,3 @@ def create_app(components: Components) -> Flask:
     def unexpected_error(exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return error_response(ServiceError(), request.environ)
-
-    app.register_blueprint(batches_routes.blueprint(components))
-    rates = RatesEndpoint(components.rates, reads, components.settings.RATES_MAX_RANGE_DAYS)
-    access_log = AccessLogWriter(2, components.settings.LOG_ACCESS_BUFFER, components.settings.LOG_ACCESS_FLUSH)
-    app.wsgi_app = RequestObserver(PathDispatcher({ROUTE: rates}, app.wsgi_app), access_log)  # type: ignore[method-assign]
-    return app

@@ -126,6 +126,13 @@ def test_other_routes_and_methods_are_json_errors(stack):
     assert "error" in wrong.json()
 
 
+def test_root_answers_the_original_greeting(stack):
+    """The original service answers GET / with this exact body (part of the kept contract)."""
+    root = stack.get("/")
+    assert (root.status_code, root.headers["Content-Type"]) == (200, "application/json")
+    assert root.json() == {"message": "Hello world!"}
+
+
 def test_health_and_readiness(stack):
     assert stack.get("/healthz").json() == {"status": "ok"}
     assert stack.get("/readyz").json() == {"status": "ready"}
