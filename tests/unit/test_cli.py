@@ -1,8 +1,16 @@
-"""python -m rates: the command line's own logic."""
+"""python -m rates: the command line's own logic, and how it stops on a bad configuration."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from rates.__main__ import infer_type
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -19,3 +27,25 @@ from rates.__main__ import infer_type
 )
 def test_cli_infers_the_type_from_the_file_name(name, expected):
     assert infer_type(name) == expected
+
+
+def run_python(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A fresh interpreter in an empty folder (no .env), with only the given settings."""
+    environ = {"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT), "RATES_SECRETS_DIR": str(tmp_path), **env}
+    return subprocess.run([sys.executable, *args], cwd=tmp_path, env=environ, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_config_command_prints_the_settings_with_secrets_masked(tmp_path):
+    proc = run_python(tmp_path, "-m", "rates", "config", DB_PASSWORD="hunter2", WEB_KEEPALIVE="off")
+    assert proc.returncode == 0, proc.stderr
+    printed = json.loads(proc.stdout)
+    assert (printed["DB_PASSWORD"], printed["WEB_KEEPALIVE"], printed["DB_PORT"]) == ("***", False, 5432)
+
+
+@pytest.mark.parametrize("args", [["-m", "rates", "config"], ["-m", "rates", "serve"], ["rates/wsgi.py"]])
+def test_bad_configuration_stops_start_up_with_one_line_naming_the_variable(tmp_path, args):
+    args = [str(ROOT / args[0]), *args[1:]] if args[0].endswith(".py") else args
+    proc = run_python(tmp_path, *args, DB_PORT="five")
+    assert proc.returncode in (2, 3)
+    assert proc.stderr.strip().splitlines()[-1] == "configuration error: DB_PORT: expected an integer, got 'five'"
