@@ -49,3 +49,39 @@ def test_bad_configuration_stops_start_up_with_one_line_naming_the_variable(tmp_
     proc = run_python(tmp_path, *args, DB_PORT="five")
     assert proc.returncode in (2, 3)
     assert proc.stderr.strip().splitlines()[-1] == "configuration error: DB_PORT: expected an integer, got 'five'"
+
+
+@pytest.fixture()
+def healthz_server():
+    """A local HTTP server answering 200 on /healthz; its port."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - http.server's name
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+PROBE = "import sys; from rates.__main__ import main; print(main(['healthcheck']), 'rates.config' in sys.modules)"
+
+
+def test_healthcheck_probes_the_url_serve_noted_without_loading_the_configuration(tmp_path, healthz_server):
+    (tmp_path / f"rates-serve-{os.getuid()}.url").write_text(f"http://127.0.0.1:{healthz_server}\n")
+    proc = run_python(tmp_path, "-c", PROBE, TMPDIR=str(tmp_path), WEB_BIND="127.0.0.1:1")
+    assert proc.stdout.split() == ["0", "False"], proc.stderr
+
+
+def test_healthcheck_without_serve_asks_the_configuration(tmp_path, healthz_server):
+    proc = run_python(tmp_path, "-c", PROBE, TMPDIR=str(tmp_path), WEB_BIND=f"127.0.0.1:{healthz_server}")
+    assert proc.stdout.split() == ["0", "True"], proc.stderr
+    proc = run_python(tmp_path, "-m", "rates", "healthcheck", TMPDIR=str(tmp_path), WEB_BIND="127.0.0.1:1")
+    assert proc.returncode == 1 and "healthcheck: http://127.0.0.1:1/healthz" in proc.stderr
