@@ -197,7 +197,7 @@ class _FileVariables(PydanticBaseSettingsSource):
     """``NAME`` read from the file that ``NAME_FILE`` names, in the environment or in .env."""
 
     def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str | None]) -> None:
-        super().__init__(settings_cls)
+        super().__init__(settings_cls)  # an empty NAME or NAME_FILE counts as unset
         self._variables = variables
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
@@ -261,7 +261,7 @@ def _sources(environ: Mapping[str, str]) -> tuple[PydanticBaseSettingsSource, ..
     secrets_dir = environ.get("RATES_SECRETS_DIR") or dotenv.env_vars.get("RATES_SECRETS_DIR") or DEFAULT_SECRETS_DIR
     return (
         _Environment(Settings, environ),
-        _FileVariables(Settings, {k: v for k, v in environ.items() if v}),
+        _FileVariables(Settings, environ),
         dotenv,
         _FileVariables(Settings, dotenv.env_vars),
         _SecretsDir(Settings, secrets_dir=secrets_dir, case_sensitive=False),
@@ -290,7 +290,3 @@ def get() -> Settings:
         _cached = load()
     return _cached
 
-
-def describe() -> list[tuple[str, Any, str]]:
-    """(name, default, description) of every setting, for docs and tests."""
-    return [(name, f.default, f.description or "") for name, f in Settings.model_fields.items()]
