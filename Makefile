@@ -17,7 +17,7 @@ help: ## list the commands
 bootstrap: ## prepare this machine (root): Docker engine, Compose v2, local base images if no registry
 	scripts/bootstrap
 
-env: ## create .env from .env.example with a random password (an existing .env is kept)
+env: ## create .env from .env.example with a random password and token, or complete an existing one
 	scripts/init-env
 
 build: ## build the API image

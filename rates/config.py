@@ -17,6 +17,7 @@ default. A value that does not parse stops start-up with a ``ConfigError`` namin
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -164,11 +165,13 @@ class Settings(BaseSettings):
                 for name, f in fields.items()}
 
 
-def _read_file(path: str, variable: str) -> str:
+def _read_file(path: str | Path, variable: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
         raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{variable}: {path} is not UTF-8 text") from None
 
 
 class _Environment(EnvSettingsSource):
@@ -186,8 +189,8 @@ class _DotEnv(DotEnvSettingsSource):
     """The ``.env`` file, read by python-dotenv; a line it cannot parse is an error, by line number."""
 
     def _read_env_file(self, file_path: Path) -> Mapping[str, str | None]:
-        with open(file_path, encoding="utf-8") as stream:
-            bad = next((b.original.line for b in parse_stream(stream) if b.error), None)
+        text = _read_file(file_path, "RATES_ENV_FILE")
+        bad = next((b.original.line for b in parse_stream(io.StringIO(text)) if b.error), None)
         if bad is not None:
             raise ConfigError(f"{file_path}:{bad}: expected KEY=value (line not shown: it may hold a secret)")
         return super()._read_env_file(file_path)

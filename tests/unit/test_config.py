@@ -206,3 +206,11 @@ def test_conninfo_carries_every_connection_setting():
     got = (info["host"], info["port"], info["user"], info["password"], info["dbname"])
     assert got == ("h", "1234", "u", "p w", "n")
     assert conninfo_to_dict(s.conninfo("postgres"))["dbname"] == "postgres"
+
+
+def test_unreadable_files_name_their_variable(tmp_path):
+    (tmp_path / "latin1").write_bytes(b"caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"^DB_PASSWORD_FILE: .*latin1 is not UTF-8 text"):
+        load({"DB_PASSWORD_FILE": str(tmp_path / "latin1")})
+    with pytest.raises(ConfigError, match=r"^RATES_ENV_FILE: .*latin1 is not UTF-8 text"):
+        load({"RATES_ENV_FILE": str(tmp_path / "latin1")})
