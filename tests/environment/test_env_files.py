@@ -157,6 +157,6 @@ def test_base_images_stop_with_one_line_without_registry_nor_stand_in(checkout):
     before = (checkout / ".env").read_text()
     proc = base_images(checkout, STANDIN_POSTGRES_IMAGE="rates-local/gone:test")
     assert proc.returncode == 1
-    assert proc.stderr == ("base images: no image for POSTGRES_IMAGE (postgres:13.5 cannot be pulled, "
+    assert proc.stderr == ("base images: no image for POSTGRES_IMAGE (postgres:13.5 cannot be pulled: --offline; "
                            "rates-local/gone:test does not exist): run `sudo make bootstrap`\n")
     assert (checkout / ".env").read_text() == before
