@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     DB_POOL_MIN_SIZE: int = Field(1, ge=0, le=1000, description="connections each worker keeps open")
     DB_POOL_MAX_SIZE: int = Field(4, ge=1, le=1000, description="connections each worker may open")
     DB_POOL_TIMEOUT: float = _seconds(2.0, 0.01, "seconds a request waits for a pooled connection before 503")
+    # Reads (GET routes) may go elsewhere than writes: replicas behind a proxy in the HA stack.
+    DB_READ_HOST: str = Field("", description="host of the read pool; empty = DB_HOST")
+    DB_READ_PORT: int = Field(0, ge=0, le=65535, description="port of the read pool; 0 = DB_PORT")
 
     # HTTP server.
     WEB_BIND: Text = Field("0.0.0.0:3000", description="address:port the HTTP server listens on")  # noqa: S104
@@ -143,19 +146,15 @@ class Settings(BaseSettings):
                                    **_: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)  # the other sources are load()'s
 
-    def conninfo(self, dbname: str | None = None) -> str:
-        """libpq connection string; the password never appears in logs (see ``redacted``)."""
+    def conninfo(self, dbname: str | None = None, *, reads: bool = False) -> str:
+        """libpq connection string (of the read pool's server with ``reads``); the password never
+        appears in logs (see ``redacted``)."""
         from psycopg.conninfo import make_conninfo
 
         return make_conninfo(
-            host=self.DB_HOST,
-            port=self.DB_PORT,
-            dbname=dbname or self.DB_NAME,
-            user=self.DB_USER,
-            password=self.DB_PASSWORD or None,
-            sslmode=self.DB_SSLMODE,
-            connect_timeout=self.DB_CONNECT_TIMEOUT,
-            application_name="rates",
+            host=(reads and self.DB_READ_HOST) or self.DB_HOST, port=(reads and self.DB_READ_PORT) or self.DB_PORT,
+            dbname=dbname or self.DB_NAME, user=self.DB_USER, password=self.DB_PASSWORD or None,
+            sslmode=self.DB_SSLMODE, connect_timeout=self.DB_CONNECT_TIMEOUT, application_name="rates",
         )
 
     def redacted(self) -> dict[str, Any]:

@@ -214,3 +214,14 @@ def test_unreadable_files_name_their_variable(tmp_path):
         load({"DB_PASSWORD_FILE": str(tmp_path / "latin1")})
     with pytest.raises(ConfigError, match=r"^RATES_ENV_FILE: .*latin1 is not UTF-8 text"):
         load({"RATES_ENV_FILE": str(tmp_path / "latin1")})
+
+
+def test_reads_may_go_to_another_server():
+    s = load({"DB_HOST": "primary", "DB_PORT": "5000", "DB_READ_HOST": "replicas", "DB_READ_PORT": "5001"})
+    from psycopg.conninfo import conninfo_to_dict
+
+    assert (conninfo_to_dict(s.conninfo())["host"], conninfo_to_dict(s.conninfo())["port"]) == ("primary", "5000")
+    reads = conninfo_to_dict(s.conninfo(reads=True))
+    assert (reads["host"], reads["port"]) == ("replicas", "5001")
+    same = load({"DB_HOST": "one", "DB_PORT": "5432"})
+    assert same.conninfo(reads=True) == same.conninfo()

@@ -15,8 +15,8 @@ ASSIGNMENT = re.compile(r"^(?:# )?([A-Z][A-Z0-9_]*)=(.*)$")
 COMPOSE_REFERENCE = re.compile(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)(?::?-([^}]*))?\}")  # $${X} is no reference
 SCRIPT_DEFAULT = re.compile(r"\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}")
 # Settings the stack sets itself rather than passing through from .env.
-FIXED_BY_THE_STACK = {"DB_HOST", "DB_PORT", "DB_USER", "DB_PASSWORD", "WEB_BIND", "MIGRATE_DUMP_PATH", "MIGRATE_DIR",
-                      "INGEST_TOKEN"}
+FIXED_BY_THE_STACK = {"DB_HOST", "DB_PORT", "DB_READ_HOST", "DB_READ_PORT", "DB_USER", "DB_PASSWORD", "WEB_BIND",
+                      "MIGRATE_DUMP_PATH", "MIGRATE_DIR", "INGEST_TOKEN"}
 # Read by rates/config.py to find its sources, not settings themselves.
 LOADER = {"RATES_ENV_FILE": config.DEFAULT_ENV_FILE, "RATES_SECRETS_DIR": config.DEFAULT_SECRETS_DIR}
 
