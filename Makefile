@@ -17,7 +17,7 @@ help: ## list the commands
 bootstrap: ## prepare this machine (root): Docker engine, Compose v2, local base images if no registry
 	scripts/bootstrap
 
-env: ## create .env from .env.example with a random password (an existing .env is kept)
+env: ## create .env from .env.example with a random password and token, or complete an existing one
 	scripts/init-env
 
 build: ## build the API image
@@ -84,11 +84,14 @@ dump: ## regenerate db/rates.sql from the seeded generator
 
 venv: $(VENV)/.installed ## create .venv with the locked test and lint tools
 
+# pip's output goes to $(VENV)/pip.log, shown only when pip fails: extra package indexes in a
+# machine's pip configuration make it print screens of warnings that are not about this project.
 $(VENV)/.installed: tests/requirements.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r tests/requirements.txt
+	@$(PYTHON) -m venv $(VENV)
+	@if ! $(VENV)/bin/pip install --disable-pip-version-check --require-hashes -r tests/requirements.txt \
+	    >$(VENV)/pip.log 2>&1; then cat $(VENV)/pip.log >&2; echo "venv: pip install failed (log above: $(VENV)/pip.log)" >&2; exit 1; fi
 	@touch $@
-	@echo "venv: $(VENV) has the locked test dependencies"
+	@echo "venv: $(VENV) has the locked test dependencies (pip's log: $(VENV)/pip.log)"
 
 clean: ## remove the virtualenv and build leftovers (not containers: see down/reset)
 	rm -rf $(VENV) .build .pytest_cache .ruff_cache

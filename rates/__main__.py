@@ -14,23 +14,37 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import urllib.request
 from contextlib import ExitStack
-from typing import BinaryIO
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
-from rates import config
 from rates.errors import ServiceError
 from rates.observability.logs import configure_logging
+
+if TYPE_CHECKING:
+    from rates.config import Settings
 
 log = logging.getLogger("rates")
 TYPES = {".csv": "text/csv", ".ndjson": "application/x-ndjson", ".jsonl": "application/x-ndjson",
          ".json": "application/json"}
+# `serve` notes here the URL it serves, so that `healthcheck` (the container's, every 5 s) loads
+# no configuration: importing rates.config (pydantic) costs three times the probe itself.
+SERVE_URL_FILE = Path(tempfile.gettempdir()) / f"rates-serve-{os.getuid()}.url"
+
+
+def load_settings() -> Settings:
+    """The configuration, imported on first use (see SERVE_URL_FILE)."""
+    from rates import config
+
+    return config.get()
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
     from rates.db import migrate
 
-    settings = config.get()
+    settings = load_settings()
     configure_logging(settings.LOG_LEVEL)
     try:
         migrate.run(settings)
@@ -41,14 +55,16 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 
 def cmd_config(_: argparse.Namespace) -> int:
-    json.dump(config.get().redacted(), sys.stdout, indent=2, default=str)
+    json.dump(load_settings().redacted(), sys.stdout, indent=2, default=str)
     print()
     return 0
 
 
 def cmd_healthcheck(args: argparse.Namespace) -> int:
-    port = config.get().WEB_BIND.rsplit(":", 1)[-1]
-    url = f"http://127.0.0.1:{port}{args.path}"
+    try:
+        url = SERVE_URL_FILE.read_text(encoding="utf-8").strip() + args.path
+    except OSError:  # no server started by `serve` here: ask the configuration
+        url = f"http://127.0.0.1:{load_settings().WEB_BIND.rsplit(':', 1)[-1]}{args.path}"
     try:
         with urllib.request.urlopen(url, timeout=args.timeout) as response:  # noqa: S310 - loopback http
             return 0 if response.status == 200 else 1
@@ -60,7 +76,12 @@ def cmd_healthcheck(args: argparse.Namespace) -> int:
 def cmd_serve(_: argparse.Namespace) -> int:
     from rates import serve
 
-    return serve.main(config.get())
+    current = load_settings()
+    try:
+        SERVE_URL_FILE.write_text(f"http://127.0.0.1:{current.WEB_BIND.rsplit(':', 1)[-1]}\n", encoding="utf-8")
+    except OSError as exc:  # the healthcheck then loads the configuration itself
+        log.warning("cannot write %s: %s", SERVE_URL_FILE, exc.strerror)
+    return serve.main(current)
 
 
 def infer_type(name: str) -> tuple[str | None, str | None]:
@@ -77,7 +98,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     error body on stderr and exits 1."""
     from rates.components import Components
 
-    settings = config.get()
+    settings = load_settings()
     configure_logging(settings.LOG_LEVEL)
     content_type, encoding = infer_type(args.filename or (args.file if args.file != "-" else ""))
     content_type, encoding = args.content_type or content_type, args.content_encoding or encoding
@@ -131,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.func(args)
-    except config.ConfigError as exc:
+    except ValueError as exc:
+        from rates.config import ConfigError  # loaded already when it is one
+
+        if not isinstance(exc, ConfigError):
+            raise
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
 

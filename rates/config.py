@@ -8,23 +8,37 @@ Each setting NAME is looked up, first match wins, in:
    which may hold ``NAME`` or ``NAME_FILE`` too;
 4. the secrets directory (``RATES_SECRETS_DIR``, default ``/run/secrets``): a file named ``name``
    in lower case, for settings marked secret;
-5. the default below.
+5. the default below: this module is the one place of the service's defaults.
 
-A value that does not parse stops start-up with a ``ConfigError`` naming the variable.
+An empty value counts as unset, so compose can pass ``${NAME:-}`` through without restating the
+default. A value that does not parse stops start-up with a ``ConfigError`` naming the variable.
 ``.env.example`` at the top of the repository documents every variable.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import io
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from dotenv.parser import parse_stream
+from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.exceptions import SettingsError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
+DEFAULT_ENV_FILE = ".env"
 DEFAULT_SECRETS_DIR = "/run/secrets"
 
 
@@ -40,214 +54,232 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _int(lo: int | None = None, hi: int | None = None) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected an integer, got {raw!r}") from None
-        if lo is not None and value < lo:
-            raise ValueError(f"must be >= {lo}, got {value}")
-        if hi is not None and value > hi:
-            raise ValueError(f"must be <= {hi}, got {value}")
-        return value
+class _Secret:
+    """Marks a setting as secret: masked by ``redacted()``, also read from the secrets directory."""
 
-    return parse
+    def __repr__(self) -> str:
+        return "SECRET"
 
 
-def _float(lo: float = 0.0) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        try:
-            value = float(raw.strip())
-        except ValueError:
-            raise ValueError(f"expected a number, got {raw!r}") from None
-        if not value >= lo:  # also rejects NaN
-            raise ValueError(f"must be >= {lo}, got {raw.strip()}")
-        return value
-
-    return parse
+SECRET = _Secret()
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Level = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(lambda v: str(v).strip().upper())]
+# A relative path is taken from the project folder (the folder holding db/ and rates/).
+ProjectPath = Annotated[Text, AfterValidator(lambda v: str(PROJECT_DIR / v))]
 
 
-def _str(raw: str) -> str:
-    return raw
+def _seconds(default: float, lo: float, doc: str) -> Any:
+    return Field(default, ge=lo, allow_inf_nan=False, description=doc)
 
 
-def _nonempty(raw: str) -> str:
-    if not raw.strip():
-        raise ValueError("must not be empty")
-    return raw.strip()
+class Settings(BaseSettings):
+    """All settings of the service. Field names in upper case are the variable names.
 
+    ``Settings(NAME=value, ...)`` validates those values over the defaults and reads nothing
+    else; ``load()`` reads the sources listed in the module's docstring.
+    """
 
-def _choice(*choices: str) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().upper()
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, got {raw!r}")
-        return value
-
-    return parse
-
-
-def _setting(default: Any, parse: Callable[[str], Any], doc: str, secret: bool = False) -> Any:
-    """Declare a setting: its default, its parser, and a one-line description."""
-    return field(default=default, metadata={"parse": parse, "doc": doc, "secret": secret})
-
-
-@dataclass(frozen=True)
-class Settings:
-    """All settings of the service. Field names in upper case are the variable names."""
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", validate_default=True, case_sensitive=True)
 
     # Database connection.
-    DB_HOST: str = _setting("localhost", _nonempty, "PostgreSQL host name or address")
-    DB_PORT: int = _setting(5432, _int(1, 65535), "PostgreSQL TCP port")
-    DB_NAME: str = _setting("rates", _nonempty, "database holding ports, regions and prices")
-    DB_USER: str = _setting("postgres", _nonempty, "database role the service connects as")
-    DB_PASSWORD: str = _setting("", _str, "password of DB_USER (prefer DB_PASSWORD_FILE)", secret=True)
-    DB_SSLMODE: str = _setting("prefer", _nonempty, "libpq sslmode (disable, prefer, require, verify-full)")
-    DB_CONNECT_TIMEOUT: int = _setting(3, _int(1, 600), "seconds to wait when opening a connection")
-    DB_STATEMENT_TIMEOUT_MS: int = _setting(5000, _int(0), "server-side statement timeout, 0 = none")
-    DB_POOL_MIN_SIZE: int = _setting(1, _int(0, 1000), "connections each worker keeps open")
-    DB_POOL_MAX_SIZE: int = _setting(4, _int(1, 1000), "connections each worker may open")
-    DB_POOL_TIMEOUT: float = _setting(2.0, _float(0.01), "seconds a request waits for a pooled connection before 503")
+    DB_HOST: Text = Field("localhost", description="PostgreSQL host name or address")
+    DB_PORT: int = Field(5432, ge=1, le=65535, description="PostgreSQL TCP port")
+    DB_NAME: Text = Field("rates", description="database holding ports, regions and prices")
+    DB_USER: Text = Field("postgres", description="database role the service connects as")
+    DB_PASSWORD: Annotated[str, SECRET] = Field("", description="password of DB_USER (prefer DB_PASSWORD_FILE)")
+    DB_SSLMODE: Text = Field("prefer", description="libpq sslmode (disable, prefer, require, verify-full)")
+    DB_CONNECT_TIMEOUT: int = Field(3, ge=1, le=600, description="seconds to wait when opening a connection")
+    DB_STATEMENT_TIMEOUT_MS: int = Field(5000, ge=0, description="server-side statement timeout, 0 = none")
+    DB_POOL_MIN_SIZE: int = Field(1, ge=0, le=1000, description="connections each worker keeps open")
+    DB_POOL_MAX_SIZE: int = Field(4, ge=1, le=1000, description="connections each worker may open")
+    DB_POOL_TIMEOUT: float = _seconds(2.0, 0.01, "seconds a request waits for a pooled connection before 503")
+    # Reads (GET routes) may go elsewhere than writes: replicas behind a proxy in the HA stack.
+    DB_READ_HOST: str = Field("", description="host of the read pool; empty = DB_HOST")
+    DB_READ_PORT: int = Field(0, ge=0, le=65535, description="port of the read pool; 0 = DB_PORT")
 
     # HTTP server.
-    WEB_BIND: str = _setting("0.0.0.0:3000", _nonempty, "address:port the HTTP server listens on")
-    WEB_WORKERS: int = _setting(0, _int(0, 256), "worker processes; 0 = one per CPU core")
-    WEB_THREADS: int = _setting(2, _int(1, 256), "threads per worker running the application")
-    WEB_GRACEFUL_TIMEOUT: int = _setting(30, _int(1, 3600), "seconds in-flight requests get to finish on SIGTERM")
-    WEB_KEEPALIVE: int = _setting(
-        5, _int(0, 3600), "HTTP/1.1 keep-alive: 0 = off, any other value = on"
+    WEB_BIND: Text = Field("0.0.0.0:3000", description="address:port the HTTP server listens on")  # noqa: S104
+    WEB_WORKERS: int = Field(0, ge=0, le=256, description="worker processes; 0 = one per CPU core")
+    WEB_THREADS: int = Field(2, ge=1, le=256, description="threads per worker running the application")
+    WEB_GRACEFUL_TIMEOUT: int = Field(30, ge=1, le=3600, description="seconds in-flight requests get on SIGTERM")
+    WEB_KEEPALIVE: bool = Field(True, description="HTTP/1.1 keep-alive on or off")
+    LOG_LEVEL: Level = Field("INFO", description="log level")
+    LOG_ACCESS_BUFFER: int = Field(
+        4096, ge=0, le=4096, description="bytes of access lines gathered into one write to stderr; 0 = one per line"
     )
-    LOG_LEVEL: str = _setting("INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"), "log level")
-    LOG_ACCESS_BUFFER: int = _setting(
-        4096, _int(0, 4096), "bytes of access lines gathered into one write to stderr; 0 = one write per line"
-    )
-    LOG_ACCESS_FLUSH: float = _setting(1.0, _float(0.01), "longest an access line waits in the buffer, seconds")
+    LOG_ACCESS_FLUSH: float = _seconds(1.0, 0.01, "longest an access line waits in the buffer, seconds")
 
     # API behaviour.
-    RATES_MAX_RANGE_DAYS: int = _setting(366, _int(1, 100_000), "longest date range /rates accepts, in days")
-    RATES_CACHE_SIZE: int = _setting(4096, _int(0, 10_000_000), "responses each worker caches (0 = no cache)")
+    RATES_MAX_RANGE_DAYS: int = Field(366, ge=1, le=100_000, description="longest date range /rates accepts, days")
+    RATES_CACHE_SIZE: int = Field(4096, ge=0, le=10_000_000, description="responses each worker caches (0 = none)")
 
     # Migrations (python -m rates migrate).
-    MIGRATE_DUMP_PATH: str = _setting(
-        str(PROJECT_DIR / "db" / "rates.sql"), _nonempty, "dump loaded once into an empty database"
-    )
-    MIGRATE_DIR: str = _setting(str(PROJECT_DIR / "db" / "migrations"), _nonempty, "folder of NNNN_name.sql migrations")
-    MIGRATE_MAINTENANCE_DB: str = _setting("postgres", _nonempty, "database used to CREATE DATABASE DB_NAME")
-    MIGRATE_WAIT_SECONDS: float = _setting(
-        60.0, _float(0), "how long migrate waits for the database to accept connections"
-    )
+    MIGRATE_DUMP_PATH: ProjectPath = Field("db/rates.sql", description="dump loaded once into an empty database")
+    MIGRATE_DIR: ProjectPath = Field("db/migrations", description="folder of NNNN_name.sql migrations")
+    MIGRATE_MAINTENANCE_DB: Text = Field("postgres", description="database used to CREATE DATABASE DB_NAME")
+    MIGRATE_WAIT_SECONDS: float = _seconds(60.0, 0, "how long migrate waits for the database to accept connections")
 
     # Batch ingestion.
-    INGEST_TOKEN: str = _setting(
-        "", _str, "bearer token(s) for POST /batches, comma-separated; empty = ingestion disabled", secret=True
+    INGEST_TOKEN: Annotated[str, SECRET] = Field(
+        "", description="bearer token(s) for POST /batches, comma-separated; empty = ingestion disabled"
     )
-    BATCH_MAX_ROWS: int = _setting(2_000_000, _int(1), "most rows in one batch (413 beyond)")
-    BATCH_MAX_BYTES: int = _setting(
-        512 * 1024 * 1024, _int(1), "most bytes in one batch body, also after gzip decoding (413 beyond)"
+    BATCH_MAX_ROWS: int = Field(2_000_000, ge=1, description="most rows in one batch (413 beyond)")
+    BATCH_MAX_BYTES: int = Field(
+        512 * 1024 * 1024, ge=1, description="most bytes in one batch body, also after gzip decoding (413 beyond)"
     )
-    BATCH_STATEMENT_TIMEOUT_MS: int = _setting(
-        600_000, _int(0), "longest a batch's transaction may run, upload included, in ms (0 = no limit)"
+    BATCH_STATEMENT_TIMEOUT_MS: int = Field(
+        600_000, ge=0, description="longest a batch's transaction may run, upload included, in ms (0 = no limit)"
     )
-    BATCH_DB_CONNECTIONS: int = _setting(
-        4, _int(1, 1000), "connections each worker may open for batches, apart from the read pool"
+    BATCH_DB_CONNECTIONS: int = Field(
+        4, ge=1, le=1000, description="connections each worker may open for batches, apart from the read pool"
     )
 
-    def conninfo(self, dbname: str | None = None) -> str:
-        """libpq connection string; the password never appears in logs (see ``redacted``)."""
+    @model_validator(mode="after")
+    def _pool_bounds(self) -> Settings:
+        if self.DB_POOL_MIN_SIZE > self.DB_POOL_MAX_SIZE:
+            raise ValueError(f"DB_POOL_MIN_SIZE: must be <= DB_POOL_MAX_SIZE "
+                             f"({self.DB_POOL_MIN_SIZE} > {self.DB_POOL_MAX_SIZE})")
+        return self
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   **_: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # the other sources are load()'s
+
+    def conninfo(self, dbname: str | None = None, *, reads: bool = False) -> str:
+        """libpq connection string (of the read pool's server with ``reads``); the password never
+        appears in logs (see ``redacted``)."""
         from psycopg.conninfo import make_conninfo
 
         return make_conninfo(
-            host=self.DB_HOST,
-            port=self.DB_PORT,
-            dbname=dbname or self.DB_NAME,
-            user=self.DB_USER,
-            password=self.DB_PASSWORD or None,
-            sslmode=self.DB_SSLMODE,
-            connect_timeout=self.DB_CONNECT_TIMEOUT,
-            application_name="rates",
+            host=(reads and self.DB_READ_HOST) or self.DB_HOST, port=(reads and self.DB_READ_PORT) or self.DB_PORT,
+            dbname=dbname or self.DB_NAME, user=self.DB_USER, password=self.DB_PASSWORD or None,
+            sslmode=self.DB_SSLMODE, connect_timeout=self.DB_CONNECT_TIMEOUT, application_name="rates",
         )
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with secrets masked, for logging."""
-        out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = "***" if f.metadata["secret"] and value else value
-        return out
+        fields = type(self).model_fields
+        return {name: "***" if SECRET in f.metadata and getattr(self, name) else getattr(self, name)
+                for name, f in fields.items()}
 
 
-def parse_env_file(path: Path) -> dict[str, str]:
-    """Read a ``.env`` file: ``KEY=value`` lines, ``#`` comments, optional ``export`` and quotes."""
-    values: dict[str, str] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        key, sep, value = line.partition("=")
-        key = key.strip()
-        if not sep or not key.replace("_", "").isalnum():
-            raise ConfigError(f"{path}:{lineno}: expected KEY=value, got {line!r}")
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:  # trailing comment on an unquoted value
-            value = value.split(" #", 1)[0].rstrip()
-        values[key] = value
-    return values
-
-
-def _read_secret_file(path: str, variable: str) -> str:
+def _read_file(path: str | Path, variable: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
         raise ConfigError(f"{variable}: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{variable}: {path} is not UTF-8 text") from None
+
+
+class _Environment(EnvSettingsSource):
+    """``NAME`` from a mapping of variables: the process environment, unless load() is given one."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str]) -> None:
+        self._variables = variables
+        super().__init__(settings_cls, case_sensitive=True, env_ignore_empty=True)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name: value for name, value in self._variables.items() if value}
+
+
+class _DotEnv(DotEnvSettingsSource):
+    """The ``.env`` file, read by python-dotenv; a line it cannot parse is an error, by line number."""
+
+    def _read_env_file(self, file_path: Path) -> Mapping[str, str | None]:
+        text = _read_file(file_path, "RATES_ENV_FILE")
+        bad = next((b.original.line for b in parse_stream(io.StringIO(text)) if b.error), None)
+        if bad is not None:
+            raise ConfigError(f"{file_path}:{bad}: expected KEY=value (line not shown: it may hold a secret)")
+        return super()._read_env_file(file_path)
+
+
+class _FileVariables(PydanticBaseSettingsSource):
+    """``NAME`` read from the file that ``NAME_FILE`` names, in the environment or in .env."""
+
+    def __init__(self, settings_cls: type[BaseSettings], variables: Mapping[str, str | None]) -> None:
+        super().__init__(settings_cls)  # an empty NAME or NAME_FILE counts as unset
+        self._variables = variables
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        path = self._variables.get(f"{field_name}_FILE")
+        if not path:
+            return None, field_name, False
+        if self._variables.get(field_name):
+            raise ConfigError(f"{field_name}: set either {field_name} or {field_name}_FILE, not both")
+        return _read_file(path, f"{field_name}_FILE"), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = {name: self.get_field_value(f, name)[0] for name, f in self.settings_cls.model_fields.items()}
+        return {name: value for name, value in values.items() if value is not None}
+
+
+class _SecretsDir(SecretsSettingsSource):
+    """The secrets directory (``/run/secrets/<name>``), for the settings marked secret only."""
+
+    def __call__(self) -> dict[str, Any]:
+        return super().__call__() if Path(str(self.secrets_dir)).is_dir() else {}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        if SECRET not in field.metadata:
+            return None, field_name, False
+        try:
+            return super().get_field_value(field, field_name)
+        except OSError as exc:
+            raise ConfigError(f"{field_name}: cannot read it from {self.secrets_dir}: {exc.strerror}") from None
+
+
+_MESSAGES = {
+    "int_parsing": "expected an integer, got {input!r}",
+    "int_from_float": "expected an integer, got {input!r}",
+    "float_parsing": "expected a number, got {input!r}",
+    "finite_number": "expected a finite number, got {input!r}",
+    "bool_parsing": "expected on or off (1, 0, true, false), got {input!r}",
+    "greater_than_equal": "must be >= {ge}, got {input}",
+    "less_than_equal": "must be <= {le}, got {input}",
+    "string_too_short": "must not be empty",
+    "literal_error": "must be one of {expected}, got {input!r}",
+}
+
+
+def _explain(exc: ValidationError) -> str:
+    """One line per invalid setting, ``NAME: what is wrong``."""
+    lines = []
+    for error in exc.errors():
+        context = error.get("ctx", {})
+        template = _MESSAGES.get(error["type"])
+        text = template.format(input=error["input"], **context) if template else str(context.get("error", error["msg"]))
+        lines.append(f"{error['loc'][0]}: {text}" if error["loc"] else text)
+    return "; ".join(lines)
+
+
+def _sources(environ: Mapping[str, str]) -> tuple[PydanticBaseSettingsSource, ...]:
+    env_file = Path(environ.get("RATES_ENV_FILE") or DEFAULT_ENV_FILE)
+    if "RATES_ENV_FILE" in environ and not env_file.exists():
+        raise ConfigError(f"RATES_ENV_FILE: file not found: {env_file}")
+    dotenv = _DotEnv(Settings, env_file=env_file if env_file.exists() else None, case_sensitive=True,
+                     env_ignore_empty=True)
+    secrets_dir = environ.get("RATES_SECRETS_DIR") or dotenv.env_vars.get("RATES_SECRETS_DIR") or DEFAULT_SECRETS_DIR
+    return (
+        _Environment(Settings, environ),
+        _FileVariables(Settings, environ),
+        dotenv,
+        _FileVariables(Settings, dotenv.env_vars),
+        _SecretsDir(Settings, secrets_dir=secrets_dir, case_sensitive=False),
+    )
 
 
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from the environment, ``*_FILE`` files, ``.env`` and the secrets dir."""
-    env = dict(os.environ if environ is None else environ)
-    env_file = Path(env.get("RATES_ENV_FILE", ".env"))
-    dotenv: dict[str, str] = {}
-    if env_file.exists() and not env_file.is_dir():  # /dev/null is a valid empty file
-        dotenv = parse_env_file(env_file)
-    elif "RATES_ENV_FILE" in env:
-        raise ConfigError(f"RATES_ENV_FILE: file not found: {env_file}")
-    secrets_dir = Path(env.get("RATES_SECRETS_DIR", dotenv.get("RATES_SECRETS_DIR", DEFAULT_SECRETS_DIR)))
-
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(Settings):
-        name = f.name
-        raw: str | None = None
-        for source in (env, dotenv):
-            direct, via_file = source.get(name), source.get(f"{name}_FILE")
-            if direct is not None and via_file is not None:
-                raise ConfigError(f"{name}: set either {name} or {name}_FILE, not both")
-            if direct is not None:
-                raw = direct
-            elif via_file is not None:
-                raw = _read_secret_file(via_file, f"{name}_FILE")
-            if raw is not None:
-                break
-        if raw is None and f.metadata["secret"]:
-            candidate = secrets_dir / name.lower()
-            if candidate.is_file():
-                raw = _read_secret_file(str(candidate), name)
-        if raw is None:
-            continue
-        try:
-            values[name] = f.metadata["parse"](raw)
-        except ValueError as exc:
-            raise ConfigError(f"{name}: {exc}") from None
-
-    settings = Settings(**values)
-    if settings.DB_POOL_MIN_SIZE > settings.DB_POOL_MAX_SIZE:
-        raise ConfigError(
-            f"DB_POOL_MIN_SIZE: must be <= DB_POOL_MAX_SIZE ({settings.DB_POOL_MIN_SIZE} > {settings.DB_POOL_MAX_SIZE})"
-        )
-    return settings
+    try:
+        return Settings(_build_sources=(_sources(os.environ if environ is None else environ), {}))
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc)) from None
+    except SettingsError as exc:
+        if isinstance(exc.__cause__, ConfigError):
+            raise exc.__cause__ from None
+        raise ConfigError(str(exc)) from None
 
 
 _cached: Settings | None = None
@@ -260,7 +292,3 @@ def get() -> Settings:
         _cached = load()
     return _cached
 
-
-def describe() -> list[tuple[str, Any, str]]:
-    """(name, default, description) of every setting, for docs and ``python -m rates config``."""
-    return [(f.name, f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]

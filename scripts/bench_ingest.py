@@ -40,11 +40,9 @@ from pathlib import Path
 
 import psycopg
 import requests
+from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from rates.config import parse_env_file  # noqa: E402
 
 SIZES = [int(n) for n in os.environ.get("BENCH_INGEST_SIZES", "50000,1000000").split(",")]
 REPEAT = int(os.environ.get("BENCH_INGEST_REPEAT", "3"))
@@ -67,7 +65,7 @@ def sh(*cmd: str) -> str:
 
 
 def connect() -> psycopg.Connection:
-    password = parse_env_file(ROOT / ".env")["POSTGRES_PASSWORD"]
+    password = dotenv_values(ROOT / ".env")["POSTGRES_PASSWORD"]
     return psycopg.connect(f"host=127.0.0.1 port={ENV['DB_PUBLISH_PORT']} dbname=rates user=postgres "
                            f"password={password}", autocommit=True)
 
@@ -145,7 +143,7 @@ def main() -> int:
     sh("docker", "compose", "down", "--volumes", "--remove-orphans")
     sh("make", "env")
     sh("make", "up")
-    token = parse_env_file(ROOT / ".env")["INGEST_TOKEN"]
+    token = dotenv_values(ROOT / ".env")["INGEST_TOKEN"]
     for _ in range(20):  # every worker opens its database pools before anything is timed
         requests.get(f"http://127.0.0.1:{ENV['API_PORT']}/readyz", timeout=10)
         requests.post(f"http://127.0.0.1:{ENV['API_PORT']}/batches", data=b"orig_code,dest_code,day,price\n",

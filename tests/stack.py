@@ -11,16 +11,23 @@ from pathlib import Path
 
 import psycopg
 import requests
+from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent.parent
 ORIGINAL_DUMP = ROOT.parent / "shared" / "data" / "rates.sql"
 DOCUMENTED_QUERY = "date_from=2021-01-01&date_to=2021-01-31&orig_code=CNGGZ&dest_code=EETLL"
 
 
-def dotenv_password() -> str:
-    from rates.config import parse_env_file
+def dotenv_value(name: str) -> str:
+    """A value of the project's .env (written by `make env`), read by python-dotenv like rates.config."""
+    value = dotenv_values(ROOT / ".env").get(name)
+    if value is None:
+        raise AssertionError(f"{name} is not set in {ROOT / '.env'}: run `make env`")
+    return value
 
-    return parse_env_file(ROOT / ".env")["POSTGRES_PASSWORD"]
+
+def dotenv_password() -> str:
+    return dotenv_value("POSTGRES_PASSWORD")
 
 
 def run(cmd: list[str], env: dict[str, str] | None = None, check: bool = True, timeout: float = 600,
@@ -121,9 +128,7 @@ class Stack:
 
 def dotenv_ingest_token() -> str:
     """The bearer token for POST /batches, from .env (written there by `make env`)."""
-    from rates.config import parse_env_file
-
-    return parse_env_file(ROOT / ".env")["INGEST_TOKEN"]
+    return dotenv_value("INGEST_TOKEN")
 
 
 def _proc_status(pid: int) -> dict[str, str]:

@@ -70,7 +70,7 @@ class ReadPool:
     def __init__(self, settings: Settings) -> None:
         self._statement_timeout = f"{settings.DB_STATEMENT_TIMEOUT_MS}ms"
         self._lazy = LazyPool(lambda: ConnectionPool(
-            settings.conninfo(), min_size=settings.DB_POOL_MIN_SIZE, max_size=settings.DB_POOL_MAX_SIZE,
+            settings.conninfo(reads=True), min_size=settings.DB_POOL_MIN_SIZE, max_size=settings.DB_POOL_MAX_SIZE,
             timeout=settings.DB_POOL_TIMEOUT,
             reconnect_timeout=24 * 3600,  # keep retrying in the background for as long as the process lives
             configure=self._configure, name="rates", open=False,

@@ -40,6 +40,7 @@ def test_server_serves_and_flushes_buffered_access_lines_on_sigterm(stack, tmp_p
         # Lines wait up to a minute in the buffer: only the flush at exit can write them in time.
         "LOG_ACCESS_FLUSH": "60",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "TMPDIR": str(tmp_path),  # where `serve` notes its URL for `healthcheck`
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
     err = tmp_path / "server.log"
@@ -48,6 +49,11 @@ def test_server_serves_and_flushes_buffered_access_lines_on_sigterm(stack, tmp_p
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(base, proc, err)
+        if server == "granian":  # the container's healthcheck probes the URL `serve` noted, no configuration
+            assert (tmp_path / f"rates-serve-{os.getuid()}.url").read_text() == f"{base}\n"
+            probe = subprocess.run([sys.executable, "-m", "rates", "healthcheck"], cwd=ROOT, timeout=30,
+                                   env={**env, "WEB_BIND": "127.0.0.1:1"}, capture_output=True, text=True)
+            assert probe.returncode == 0, probe.stderr
         ids = [f"{server.lower()}-{uuid.uuid4().hex}" for _ in range(6)]
         session = requests.Session()
         for request_id in ids:

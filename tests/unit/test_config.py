@@ -1,9 +1,10 @@
 """rates.config: sources, precedence, parsing and errors that name the variable."""
 
 import pytest
+from pydantic import ValidationError
 
 from rates import config
-from rates.config import ConfigError, load
+from rates.config import ConfigError, Settings, load
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +17,7 @@ def test_defaults_apply_when_nothing_is_set():
     s = load({"RATES_SECRETS_DIR": "/nonexistent"})
     assert (s.DB_HOST, s.DB_PORT, s.DB_NAME, s.DB_USER, s.DB_PASSWORD) == ("localhost", 5432, "rates", "postgres", "")
     assert s.RATES_MAX_RANGE_DAYS == 366
+    assert s.WEB_KEEPALIVE is True
 
 
 def test_environment_values_are_parsed():
@@ -23,15 +25,29 @@ def test_environment_values_are_parsed():
     assert (s.DB_PORT, s.WEB_WORKERS, s.DB_POOL_TIMEOUT, s.LOG_LEVEL) == (6543, 3, 0.5, "DEBUG")
 
 
+def test_process_environment_is_the_default_source(monkeypatch):
+    monkeypatch.setenv("DB_PORT", "6001")
+    assert load().DB_PORT == 6001
+
+
+def test_empty_values_count_as_unset():
+    """compose passes ${NAME:-}: an unset variable arrives empty and must mean the default."""
+    s = load({"DB_PORT": "", "DB_HOST": "", "LOG_LEVEL": "", "WEB_KEEPALIVE": "", "DB_PASSWORD_FILE": ""})
+    assert (s.DB_PORT, s.DB_HOST, s.LOG_LEVEL, s.WEB_KEEPALIVE, s.DB_PASSWORD) == (5432, "localhost", "INFO", True, "")
+
+
 @pytest.mark.parametrize(
     ("name", "value", "fragment"),
     [
-        ("DB_PORT", "five", "expected an integer"),
+        ("DB_PORT", "five", "expected an integer, got 'five'"),
         ("DB_PORT", "70000", "must be <= 65535"),
         ("WEB_THREADS", "0", "must be >= 1"),
-        ("DB_POOL_TIMEOUT", "nan", "must be >= "),
+        ("DB_POOL_TIMEOUT", "nan", "expected a finite number"),
+        ("DB_POOL_TIMEOUT", "0", "must be >= 0.01"),
+        ("LOG_ACCESS_FLUSH", "soon", "expected a number"),
         ("LOG_LEVEL", "loud", "must be one of"),
         ("DB_HOST", "  ", "must not be empty"),
+        ("WEB_KEEPALIVE", "5", "expected on or off"),
     ],
 )
 def test_bad_value_names_the_variable(name, value, fragment):
@@ -41,9 +57,28 @@ def test_bad_value_names_the_variable(name, value, fragment):
     assert fragment in str(err.value)
 
 
+def test_every_bad_value_is_reported_at_once():
+    with pytest.raises(ConfigError) as err:
+        load({"DB_PORT": "five", "WEB_THREADS": "many"})
+    assert str(err.value) == "DB_PORT: expected an integer, got 'five'; WEB_THREADS: expected an integer, got 'many'"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("0", False), ("true", True), ("false", False),
+                                                 ("on", True), ("off", False)])
+def test_keepalive_is_on_or_off(value, expected):
+    assert load({"WEB_KEEPALIVE": value}).WEB_KEEPALIVE is expected
+
+
 def test_pool_bounds_are_checked_together():
-    with pytest.raises(ConfigError, match="DB_POOL_MIN_SIZE"):
+    with pytest.raises(ConfigError, match="^DB_POOL_MIN_SIZE: must be <= DB_POOL_MAX_SIZE"):
         load({"DB_POOL_MIN_SIZE": "5", "DB_POOL_MAX_SIZE": "2"})
+
+
+def test_relative_migration_paths_are_from_the_project_folder():
+    s = load({"MIGRATE_DIR": "elsewhere/migrations", "MIGRATE_DUMP_PATH": "/dump/rates.sql"})
+    assert s.MIGRATE_DIR == str(config.PROJECT_DIR / "elsewhere" / "migrations")
+    assert s.MIGRATE_DUMP_PATH == "/dump/rates.sql"
+    assert load({}).MIGRATE_DIR == str(config.PROJECT_DIR / "db" / "migrations")
 
 
 def test_file_variable_reads_a_secret_file(tmp_path):
@@ -64,12 +99,27 @@ def test_both_value_and_file_is_an_error(tmp_path):
         load({"DB_PASSWORD": "y", "DB_PASSWORD_FILE": str(secret)})
 
 
+def test_both_value_and_file_in_dotenv_is_an_error(tmp_path):
+    (tmp_path / "pw").write_text("x")
+    (tmp_path / ".env").write_text(f"DB_PASSWORD=y\nDB_PASSWORD_FILE={tmp_path / 'pw'}\n")
+    with pytest.raises(ConfigError, match="either DB_PASSWORD or DB_PASSWORD_FILE"):
+        load({})
+
+
 def test_secrets_directory_is_used_for_secret_settings_only(tmp_path):
     (tmp_path / "db_password").write_text("from-secrets-dir")
     (tmp_path / "db_host").write_text("not-a-secret-setting")
     s = load({"RATES_SECRETS_DIR": str(tmp_path)})
     assert s.DB_PASSWORD == "from-secrets-dir"
     assert s.DB_HOST == "localhost"
+
+
+def test_secrets_directory_can_be_named_in_dotenv(tmp_path):
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "ingest_token").write_text("tok")
+    (tmp_path / ".env").write_text(f"RATES_SECRETS_DIR={secrets}\n")
+    assert load({}).INGEST_TOKEN == "tok"
 
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path):
@@ -80,10 +130,37 @@ def test_dotenv_file_is_read_and_environment_wins(tmp_path):
     assert (s.DB_HOST, s.DB_NAME, s.DB_PORT, s.DB_USER) == ("dbhost", "quoted name", 6000, "fromenv")
 
 
-def test_bad_dotenv_line_names_file_and_line(tmp_path):
-    (tmp_path / ".env").write_text("DB_HOST=ok\nthis is not an assignment\n")
-    with pytest.raises(ConfigError, match=r"\.env:2: expected KEY=value"):
+def test_dotenv_file_variable_is_read(tmp_path):
+    (tmp_path / "pw").write_text("from-file-named-in-dotenv\n")
+    (tmp_path / ".env").write_text(f"DB_PASSWORD_FILE={tmp_path / 'pw'}\n")
+    assert load({}).DB_PASSWORD == "from-file-named-in-dotenv"
+
+
+def test_precedence_environment_then_file_variable_then_dotenv_then_secrets_dir(tmp_path):
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "db_password").write_text("secrets-dir")
+    (tmp_path / "pw").write_text("env-file")
+    (tmp_path / ".env").write_text("DB_PASSWORD=dotenv\n")
+    env = {"RATES_SECRETS_DIR": str(secrets)}
+    assert load({**env, "DB_PASSWORD": "env", "DB_PASSWORD_FILE": ""}).DB_PASSWORD == "env"
+    assert load({**env, "DB_PASSWORD_FILE": str(tmp_path / "pw")}).DB_PASSWORD == "env-file"
+    assert load(env).DB_PASSWORD == "dotenv"
+    (tmp_path / ".env").write_text("")
+    assert load(env).DB_PASSWORD == "secrets-dir"
+
+
+def test_empty_dotenv_value_counts_as_unset(tmp_path):
+    (tmp_path / ".env").write_text("DB_HOST=\nWEB_THREADS=''\n")
+    s = load({})
+    assert (s.DB_HOST, s.WEB_THREADS) == ("localhost", 2)
+
+
+def test_bad_dotenv_line_names_file_and_line_but_not_the_value(tmp_path):
+    (tmp_path / ".env").write_text("DB_HOST=ok\nDB_PASSWORD hunter2\n")
+    with pytest.raises(ConfigError, match=r"\.env:2: expected KEY=value") as err:
         load({})
+    assert "hunter2" not in str(err.value)
 
 
 def test_explicit_env_file_must_exist(tmp_path):
@@ -91,10 +168,34 @@ def test_explicit_env_file_must_exist(tmp_path):
         load({"RATES_ENV_FILE": str(tmp_path / "nope.env")})
 
 
+def test_explicit_env_file_is_read(tmp_path):
+    (tmp_path / "other.env").write_text("DB_NAME=other\n")
+    (tmp_path / ".env").write_text("DB_NAME=default-file\n")
+    assert load({"RATES_ENV_FILE": str(tmp_path / "other.env")}).DB_NAME == "other"
+    assert load({"RATES_ENV_FILE": "/dev/null"}).DB_NAME == "rates"
+
+
+def test_settings_built_in_code_read_no_source(tmp_path, monkeypatch):
+    """Settings(...) is the values given over the defaults: no environment, .env or secrets."""
+    monkeypatch.setenv("DB_HOST", "from-environment")
+    (tmp_path / ".env").write_text("DB_NAME=from-dotenv\n")
+    s = Settings(DB_PORT=6000)
+    assert (s.DB_HOST, s.DB_NAME, s.DB_PORT) == ("localhost", "rates", 6000)
+    with pytest.raises(ValidationError):
+        Settings(DB_PORT=0)
+
+
+def test_settings_are_immutable():
+    with pytest.raises(ValidationError):
+        load({}).DB_PORT = 1
+
+
 def test_redacted_masks_secrets():
-    s = load({"DB_PASSWORD": "hunter2"})
-    assert s.redacted()["DB_PASSWORD"] == "***"
+    s = load({"DB_PASSWORD": "hunter2", "INGEST_TOKEN": "tok"})
+    assert s.redacted()["DB_PASSWORD"] == s.redacted()["INGEST_TOKEN"] == "***"
     assert "hunter2" not in repr(s.redacted())
+    assert s.redacted()["DB_HOST"] == "localhost"
+    assert load({}).redacted()["DB_PASSWORD"] == ""  # nothing to hide: shows that it is unset
 
 
 def test_conninfo_carries_every_connection_setting():
@@ -107,7 +208,20 @@ def test_conninfo_carries_every_connection_setting():
     assert conninfo_to_dict(s.conninfo("postgres"))["dbname"] == "postgres"
 
 
-def test_every_setting_is_documented_in_env_example():
-    example = (config.PROJECT_DIR / ".env.example").read_text()
-    missing = [name for name, _, _ in config.describe() if f"# {name}=" not in example and f"\n{name}=" not in example]
-    assert missing == []
+def test_unreadable_files_name_their_variable(tmp_path):
+    (tmp_path / "latin1").write_bytes(b"caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"^DB_PASSWORD_FILE: .*latin1 is not UTF-8 text"):
+        load({"DB_PASSWORD_FILE": str(tmp_path / "latin1")})
+    with pytest.raises(ConfigError, match=r"^RATES_ENV_FILE: .*latin1 is not UTF-8 text"):
+        load({"RATES_ENV_FILE": str(tmp_path / "latin1")})
+
+
+def test_reads_may_go_to_another_server():
+    s = load({"DB_HOST": "primary", "DB_PORT": "5000", "DB_READ_HOST": "replicas", "DB_READ_PORT": "5001"})
+    from psycopg.conninfo import conninfo_to_dict
+
+    assert (conninfo_to_dict(s.conninfo())["host"], conninfo_to_dict(s.conninfo())["port"]) == ("primary", "5000")
+    reads = conninfo_to_dict(s.conninfo(reads=True))
+    assert (reads["host"], reads["port"]) == ("replicas", "5001")
+    same = load({"DB_HOST": "one", "DB_PORT": "5432"})
+    assert same.conninfo(reads=True) == same.conninfo()
