@@ -1,0 +1,287 @@
+"""Drive the highly available stack (compose.ha.yaml) from the fault-injection tests, the failover
+drill and the HA benchmark: start it, find the primary, kill or cut off a part, put it back, and
+put a steady load on it while checking that nothing acknowledged is lost.
+
+Nothing here is shipped: it runs on the host, against the stack's loopback ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import psycopg
+import requests
+from dotenv import dotenv_values
+
+ROOT = Path(__file__).resolve().parent.parent
+NODES = ("pg1", "pg2", "pg3")
+DOCUMENTED = "/rates?date_from=2021-01-01&date_to=2021-01-31&orig_code=CNGGZ&dest_code=EETLL"
+
+
+@dataclass
+class HaStack:
+    """One copy of the HA stack: its compose project name and its loopback ports."""
+
+    project: str = "rates-ha"
+    api_port: int = 3300
+    write_port: int = 5500
+    read_port: int = 5501
+    stats_port: int = 8404
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HA_PROJECT": self.project, "HA_API_PORT": str(self.api_port),
+                "HA_DB_WRITE_PORT": str(self.write_port), "HA_DB_READ_PORT": str(self.read_port),
+                "HA_STATS_PORT": str(self.stats_port), **self.extra_env}
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def run(self, *cmd: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        return proc
+
+    def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return self.run("scripts/ha-compose", *args, check=check, timeout=timeout)
+
+    def make(self, target: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+        return self.run("make", "--no-print-directory", target, check=check, timeout=timeout)
+
+    # ---- the parts ----
+
+    def container(self, service: str) -> str:
+        return self.compose("ps", "--all", "-q", service).stdout.strip()
+
+    def kill(self, service: str, signal: str = "KILL") -> None:
+        self.run("docker", "kill", "-s", signal, self.container(service))
+
+    def start(self, service: str) -> None:
+        self.run("docker", "start", self.container(service))
+
+    def network(self) -> str:
+        return f"{self.project}_default"
+
+    def disconnect(self, service: str) -> None:
+        self.run("docker", "network", "disconnect", self.network(), self.container(service))
+
+    def reconnect(self, service: str) -> None:
+        # The service name is the container's DNS alias on the network: give it back.
+        self.run("docker", "network", "connect", "--alias", service, self.network(), self.container(service))
+
+    def haproxy(self, command: str) -> str:
+        return self.compose("exec", "-T", "haproxy", "sh", "-c", f"echo '{command}' | socat stdio /tmp/haproxy.sock").stdout
+
+    def backend_servers(self, backend: str) -> dict[str, str]:
+        """HAProxy's view of a backend: server name -> status (UP, DOWN, DRAIN, ...)."""
+        rows = [line.split(",") for line in self.haproxy("show stat").splitlines() if line and line[0] != "#"]
+        return {r[1]: r[17] for r in rows if r[0] == backend and r[1] not in ("FRONTEND", "BACKEND")}
+
+    # ---- Patroni ----
+
+    def members(self, exclude: tuple[str, ...] = ()) -> list[dict]:
+        """`patronictl list` as seen from the first node that answers (and is not excluded)."""
+        for node in NODES:
+            if node in exclude:
+                continue
+            proc = self.compose("exec", "-T", node, "patronictl", "-c", "/etc/patroni/patroni.yml", "list", "-f",
+                                "json", check=False, timeout=20)
+            if proc.returncode == 0:
+                return json.loads(proc.stdout)
+        return []
+
+    def leader(self, exclude: tuple[str, ...] = ()) -> str | None:
+        return next((m["Member"] for m in self.members(exclude) if m["Role"] == "Leader"), None)
+
+    def role(self, node: str, exclude: tuple[str, ...] = ()) -> tuple[str, str] | None:
+        """(role, state) of ``node``, e.g. ("Sync Standby", "streaming")."""
+        return next(((m["Role"], m["State"]) for m in self.members(exclude) if m["Member"] == node), None)
+
+    def sql(self, node: str, query: str, timeout: float = 30) -> str:
+        """Run ``query`` on one node over its local socket (no proxy); its output, unaligned."""
+        return self.compose("exec", "-T", node, "psql", "-U", "postgres", "-d", "rates", "-XtAc", query,
+                            timeout=timeout).stdout.strip()
+
+    def password(self) -> str:
+        return dotenv_values(ROOT / ".env")["POSTGRES_PASSWORD"] or ""
+
+    def conninfo(self, port: int | None = None) -> str:
+        return (f"host=127.0.0.1 port={port or self.write_port} dbname=rates user=postgres "
+                f"password={self.password()} connect_timeout=3")
+
+    def ingest_token(self) -> str:
+        return dotenv_values(ROOT / ".env")["INGEST_TOKEN"] or ""
+
+
+def wait_until(predicate: Callable[[], object], within: float, what: str, every: float = 0.5) -> object:
+    """Poll ``predicate`` until it returns something true; fail after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+            if last:
+                return last
+        except Exception as exc:  # noqa: BLE001 - a part may be down while we poll
+            last = exc
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {within:.0f} s (last: {last!r})")
+
+
+# ---- steady load ----------------------------------------------------------------------------------
+
+FIRST_DAY = date(2300, 1, 1)  # batches write days no dump has: each batch its own day
+
+
+def batch_body(day: date, rows: int) -> bytes:
+    lines = ["orig_code,dest_code,day,price"] + [f"CNGGZ,EETLL,{day},{100 + i}" for i in range(rows)]
+    return ("\n".join(lines) + "\n").encode()
+
+
+@dataclass
+class Batch:
+    key: str
+    day: date
+    rows: int
+    attempts: int = 0
+    first_failure: float | None = None
+    acknowledged_at: float | None = None
+    status: int | None = None
+
+
+class Traffic:
+    """Reads at a fixed rate and a stream of small batches, both through HAProxy, recorded.
+
+    Reads: GET of the documented query, ``read_rate`` per second. Batches: ``rows`` rows each,
+    one after another, each with its own Idempotency-Key and day; a batch that fails is sent
+    again with the same key until it is acknowledged (201, or 200 for a replay).
+    """
+
+    def __init__(self, stack: HaStack, prefix: str, read_rate: float = 20, rows: int = 5, pause: float = 0.2,
+                 start_index: int = 0) -> None:
+        self.stack, self.prefix, self.read_rate, self.rows, self.pause = stack, prefix, read_rate, rows, pause
+        self.reads: list[tuple[float, int | str, float]] = []  # (when, status or error, seconds)
+        self.batches: list[Batch] = []
+        self.index = start_index
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._read_loop, daemon=True),
+                         threading.Thread(target=self._batch_loop, daemon=True)]
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=120)
+
+    def _read_loop(self) -> None:
+        session = requests.Session()
+        interval = 1 / self.read_rate
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                response = session.get(self.stack.api_url + DOCUMENTED, timeout=10)
+                outcome: int | str = response.status_code
+                if response.status_code == 200 and len(response.json()["rates"]) != 31:
+                    outcome = "wrong answer"
+            except requests.RequestException as exc:
+                outcome = type(exc).__name__
+            self.reads.append((started, outcome, time.monotonic() - started))
+            next_at += interval
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def _batch_loop(self) -> None:
+        session = requests.Session()
+        headers = {"Authorization": f"Bearer {self.stack.ingest_token()}", "Content-Type": "text/csv"}
+        while not self._stop.is_set():
+            batch = Batch(f"{self.prefix}-{self.index}", FIRST_DAY + timedelta(days=self.index), self.rows)
+            self.index += 1
+            self.batches.append(batch)
+            body = batch_body(batch.day, batch.rows)
+            deadline = time.monotonic() + 90
+            while batch.acknowledged_at is None and time.monotonic() < deadline:
+                batch.attempts += 1
+                try:
+                    response = session.post(self.stack.api_url + "/batches", data=body,
+                                            headers={**headers, "Idempotency-Key": batch.key}, timeout=30)
+                    if response.status_code in (200, 201):
+                        batch.status, batch.acknowledged_at = response.status_code, time.monotonic()
+                        break
+                except requests.RequestException:
+                    session = requests.Session()
+                if batch.first_failure is None:
+                    batch.first_failure = time.monotonic()
+                time.sleep(0.2)
+            self._stop.wait(self.pause)
+
+    # ---- figures ----
+
+    def failed_reads(self) -> list[tuple[float, int | str, float]]:
+        return [r for r in self.reads if r[1] != 200]
+
+    def acknowledged(self) -> list[Batch]:
+        return [b for b in self.batches if b.acknowledged_at is not None]
+
+    def write_gaps(self) -> list[float]:
+        """For each batch that met a failure: seconds from its first failure to its acknowledgement."""
+        return [b.acknowledged_at - b.first_failure for b in self.batches
+                if b.first_failure is not None and b.acknowledged_at is not None]
+
+    def read_latency_ms(self, quantile: float) -> float:
+        times = sorted(r[2] * 1000 for r in self.reads if r[1] == 200)
+        return statistics.quantiles(times, n=100)[int(quantile * 100) - 1] if len(times) > 1 else float("nan")
+
+
+# ---- what must hold after every fault ---------------------------------------------------------------
+
+def batch_rows_on(stack: HaStack, node: str, prefix: str) -> dict[str, tuple[int, int]]:
+    """key -> (rows recorded in batches, prices rows of its day), for this prefix, on one node."""
+    out = stack.sql(node, f"""
+        SELECT b.key, b.rows, (SELECT count(*) FROM prices p WHERE p.day = DATE '{FIRST_DAY}'
+               + (split_part(b.key, '-', -1))::int AND p.orig_code = 'CNGGZ' AND p.dest_code = 'EETLL')
+        FROM batches b WHERE b.key LIKE '{prefix}-%' AND b.committed_at IS NOT NULL""")
+    rows = {}
+    for line in out.splitlines():
+        key, recorded, present = line.split("|")
+        rows[key] = (int(recorded), int(present))
+    return rows
+
+
+def node_state(stack: HaStack, node: str) -> tuple[int, int]:
+    """(rows of prices, data version) on one node."""
+    count, version = stack.sql(node, "SELECT (SELECT count(*) FROM prices), (SELECT version FROM data_version)").split("|")
+    return int(count), int(version)
+
+
+def check_no_loss(stack: HaStack, traffic: Traffic, baseline: int, nodes: tuple[str, ...] = NODES,
+                  within: float = 60) -> None:
+    """Every acknowledged batch present exactly once with all its rows, none partly present,
+    prices = ``baseline`` + the rows of the batches present, and the nodes in agreement once
+    caught up."""
+    primary = wait_until(lambda: stack.leader(), 30, "a primary")
+    present = batch_rows_on(stack, primary, traffic.prefix)  # type: ignore[arg-type]
+    count = node_state(stack, primary)[0]  # type: ignore[arg-type]
+    assert count == baseline + sum(rows for rows, _ in present.values()), (
+        f"prices has {count} rows: {baseline} before + {sum(r for r, _ in present.values())} of the batches expected")
+    missing = [b.key for b in traffic.acknowledged() if b.key not in present]
+    assert not missing, f"acknowledged batches missing on the primary: {missing}"
+    partial = {key: rows for key, rows in present.items() if rows[0] != rows[1]}
+    assert not partial, f"batches not present whole (recorded rows, rows found): {partial}"
+    wait_until(lambda: len({node_state(stack, n) for n in nodes}) == 1, within,
+               f"every node ({', '.join(nodes)}) with the same rows and data version")
