@@ -20,9 +20,9 @@ bootstrap: ## prepare this machine (root): Docker engine, Compose v2, local base
 env: ## create .env from .env.example with a random password and token, or complete an existing one
 	scripts/init-env
 
-build: ## build the API image
+build: ## build the API image and the migrate image (the API's code plus psql)
 	@scripts/stage-build-ca >/dev/null
-	$(COMPOSE) build api
+	$(COMPOSE) build api migrate
 	@echo "built $$($(COMPOSE) config --images | sort -u | tr '\n' ' ')"
 
 up: ## build, start db + migrate + api, wait until healthy, print the URL
@@ -66,7 +66,7 @@ ingest: ## load a batch file into the running stack's API container: make ingest
 bench-ingest: venv ## batch ingestion benchmark (50k and 1M rows): COPY limit, naive inserts, POST /batches
 	$(PY) scripts/bench_ingest.py
 
-bench-up: ## measure `make up` time (first build and cached) and the API image size
+bench-up: ## measure `make up` time (first build and cached) and the API and migrate image sizes
 	$(PY) scripts/bench_up.py
 
 docs: ## render the diagrams of docs/diagrams (*.dot, *.mmd) to SVG with scripts/render-docs

@@ -1,6 +1,6 @@
 """Command line: ``python -m rates COMMAND``.
 
-  migrate      create the database if needed, load the dump once, apply migrations
+  migrate      create the database if needed, load the dump once (psql), apply migrations
   config       check the configuration and print every setting (secrets masked)
   healthcheck  exit 0 when the local API answers /healthz (container HEALTHCHECK)
   serve        run the HTTP server (granian)
@@ -49,7 +49,8 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     try:
         migrate.run(settings)
     except migrate.MigrationError as exc:
-        log.error("migration failed: %s", exc)
+        extra = {} if exc.returncode is None else {"psql_exit_code": exc.returncode}
+        log.error("migration failed: %s", exc, extra=extra)
         return 1
     return 0
 

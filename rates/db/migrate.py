@@ -3,6 +3,8 @@
 Safe to run any number of times and from several processes at once: a session advisory lock
 serialises runs, and every step is recorded in ``public.schema_migrations`` in the same
 transaction that performs it, so a step is either applied and recorded, or neither.
+The dump is loaded by psql (rates/db/psql.py), in one transaction with its ledger row; the
+decision to load it is taken here, under the lock. The migrations run through psycopg.
 Works against any PostgreSQL it can reach (no reliance on an image's init scripts).
 """
 
@@ -17,10 +19,10 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from psycopg.errors import DuplicateDatabase, InvalidCatalogName
+from psycopg.errors import DuplicateDatabase, InvalidCatalogName, UniqueViolation
 
-from rates import sqldump
 from rates.config import Settings
+from rates.db import psql
 
 log = logging.getLogger("rates.migrate")
 
@@ -36,10 +38,29 @@ CREATE TABLE IF NOT EXISTS public.schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 )
 """
+# Run by psql after the dump, in its transaction (the dump empties search_path: names are
+# qualified). A dump without the service's tables is refused rather than recorded.
+RECORD_DUMP = """
+DO $$
+BEGIN
+    IF to_regclass('public.ports') IS NULL OR to_regclass('public.regions') IS NULL
+            OR to_regclass('public.prices') IS NULL THEN
+        RAISE EXCEPTION 'the dump did not create public.ports, public.regions and public.prices: '
+            'is it a dump of the rates database?';
+    END IF;
+END
+$$;
+INSERT INTO public.schema_migrations (version, name, checksum) VALUES (:'version', :'name', :'checksum');
+"""
 
 
 class MigrationError(RuntimeError):
-    """Migrating cannot go on; the message says why and what to do."""
+    """Migrating cannot go on; the message says why and what to do. ``returncode`` is psql's
+    exit code when loading the dump failed in psql."""
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
 
 
 @dataclass(frozen=True)
@@ -111,8 +132,8 @@ def create_database(settings: Settings) -> None:
     with psycopg.connect(settings.conninfo(settings.MIGRATE_MAINTENANCE_DB), autocommit=True) as conn:
         try:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.DB_NAME)))
-        except DuplicateDatabase:
-            pass  # created concurrently by another run
+        except (DuplicateDatabase, UniqueViolation):
+            pass  # created concurrently by another run (the catalog's unique index may say so first)
 
 
 def applied(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
@@ -120,8 +141,9 @@ def applied(conn: psycopg.Connection) -> dict[str, tuple[str, str]]:
     return {version: (name, checksum) for version, name, checksum in rows}
 
 
-def load_dump(conn: psycopg.Connection, dump_path: Path, done: dict[str, tuple[str, str]]) -> None:
-    """Load the dump in one transaction, exactly once per database."""
+def load_dump(conn: psycopg.Connection, settings: Settings, done: dict[str, tuple[str, str]]) -> None:
+    """Load the dump with psql, in one transaction with its ledger row, exactly once per database."""
+    dump_path = Path(settings.MIGRATE_DUMP_PATH)
     if DUMP_VERSION in done:
         name, checksum = done[DUMP_VERSION]
         log.info("dump already loaded (%s), skipping", name)
@@ -134,16 +156,18 @@ def load_dump(conn: psycopg.Connection, dump_path: Path, done: dict[str, tuple[s
             log.info("tables already exist: recording them as the baseline, not loading the dump")
             record(conn, DUMP_VERSION, "pre-existing schema", "-")
             return
-        if not dump_path.is_file():
-            raise MigrationError(f"MIGRATE_DUMP_PATH: dump file not found: {dump_path} (set RATES_DUMP for make up)")
-        started = time.monotonic()
-        checksum = sha256_file(dump_path)
-        try:
-            stats = sqldump.load(conn, dump_path)
-        except sqldump.DumpError as exc:
-            raise MigrationError(str(exc)) from exc
-        record(conn, DUMP_VERSION, f"dump {dump_path.name}", checksum)
-    log.info("loaded %s: %s in %.1fs", dump_path, stats, time.monotonic() - started)
+    if not dump_path.is_file():
+        raise MigrationError(f"MIGRATE_DUMP_PATH: dump file not found: {dump_path} (set RATES_DUMP for make up)")
+    started = time.monotonic()
+    try:
+        dump = psql.read_dump(dump_path)
+        variables = {"version": DUMP_VERSION, "name": f"dump {dump_path.name}", "checksum": dump.checksum}
+        warnings = psql.load(settings, dump, RECORD_DUMP, variables)
+    except psql.DumpError as exc:
+        raise MigrationError(str(exc), exc.returncode) from exc
+    for line in warnings:
+        log.warning("psql: %s", line)
+    log.info("loaded %s (%d lines) with psql in %.1fs", dump_path, dump.lines, time.monotonic() - started)
 
 
 def record(conn: psycopg.Connection, version: str, name: str, checksum: str) -> None:
@@ -176,12 +200,11 @@ def apply_migrations(conn: psycopg.Connection, migrations: list[Migration], done
 def run(settings: Settings) -> None:
     """Bring the database up to date; raise MigrationError with a clear message otherwise."""
     migrations = discover(Path(settings.MIGRATE_DIR))
-    dump_path = Path(settings.MIGRATE_DUMP_PATH)
     with connect_when_ready(settings) as conn:
         conn.autocommit = True  # explicit transactions below
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         conn.execute(CREATE_LEDGER)
-        load_dump(conn, dump_path, applied(conn))
+        load_dump(conn, settings, applied(conn))
         count = apply_migrations(conn, migrations, applied(conn))
         conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     log.info(

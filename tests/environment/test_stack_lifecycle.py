@@ -75,6 +75,15 @@ def test_dump_is_loaded_once_and_migrations_recorded(stack):
         assert conn.execute("SELECT to_regclass('public.prices_orig_code_dest_code_day_idx')").fetchone()[0]
 
 
+def test_psql_is_in_the_migrate_image_only(stack):
+    """The migrate job loads the dump with psql; the image serving requests does without it."""
+    api, migrate = (stack.inspect(service)["Config"]["Image"] for service in ("api", "migrate"))
+    assert api != migrate
+    version = run(["docker", "run", "--rm", "--entrypoint", "psql", migrate, "--version"]).stdout
+    assert version.startswith("psql (PostgreSQL)")
+    assert run(["docker", "run", "--rm", "--entrypoint", "sh", api, "-c", "command -v psql"], check=False).returncode
+
+
 def test_containers_run_as_non_root(stack):
     for service in ("db", "api"):
         pid = stack.inspect(service)["State"]["Pid"]
@@ -169,7 +178,31 @@ def test_broken_dump_fails_migrate_and_the_api_does_not_start(stack, tmp_path):
     assert proc.returncode != 0
     assert states["migrate"]["ExitCode"] != 0
     assert "api" not in states or states["api"]["State"] != "running"
-    assert "migration failed" in logs and "COPY" in logs
+    # `make up` shows migrate's last log line: the failure, naming the dump's last line.
+    shown = proc.stdout + proc.stderr
+    assert "migration failed" in shown and f"/dump/rates.sql:{cut}: the file ends here" in shown
+    assert "truncated" in logs
+    assert leftovers is None, "a failed load leaves no table behind"
+
+
+def test_failing_dump_statement_is_shown_with_its_line(stack, tmp_path):
+    dump = tmp_path / "failing.sql"
+    good = (ROOT / "db" / "rates.sql").read_text().splitlines(keepends=True)
+    line = good.index("\\.\n") + 2  # right after the first COPY block
+    dump.write_text("".join(good[: line - 1]) + "SELECT public.no_such_function();\n" + "".join(good[line - 1 :]))
+    dump.chmod(0o644)
+    tmp_path.chmod(0o755)
+    broken = Stack(f"{stack.project}-failing", stack.api_port + 4, stack.db_port + 4,
+                   extra_env={"RATES_DUMP": str(dump)})
+    try:
+        proc = broken.make("up", check=False)
+        with broken.connect() as conn:
+            leftovers = conn.execute("SELECT to_regclass('public.ports')").fetchone()[0]
+    finally:
+        broken.compose("down", "--volumes", "--remove-orphans")
+    assert proc.returncode != 0
+    shown = proc.stdout + proc.stderr
+    assert f"psql:/dump/rates.sql:{line}: ERROR:  function public.no_such_function() does not exist" in shown
     assert leftovers is None, "a failed load leaves no table behind"
 
 

@@ -1,7 +1,7 @@
 """The original dump (../shared/data/rates.sql, when present) gives the documented answer.
 
-It is loaded with the service's own loader and migrations into a scratch database of the
-stack's server, and queried through the real application code (Flask test client).
+It is loaded by the service's migration runner (psql, then the migrations) into a scratch
+database of the stack's server, and queried through the real application code (Flask test client).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from rates.sqldump import Copy, Statement, iter_items
 from tools import dumpgen
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -33,23 +32,32 @@ def generate(seed: int = dumpgen.DEFAULT_SEED) -> tuple[str, dumpgen.DumpStats]:
 
 @dataclass
 class ParsedDump:
-    statements: list[Statement]
+    statements: list[str]  # without their semicolon
     copies: dict[str, tuple[list[str], list[list[str | None]]]]  # table -> (columns, rows)
 
 
+COPY_LINE = re.compile(r"COPY public\.(\w+) \(([^)]*)\) FROM stdin;")
+
+
 def parse(text: str) -> ParsedDump:
-    statements: list[Statement] = []
-    copies: dict[str, tuple[list[str], list[list[str | None]]]] = {}
-    for item in iter_items(io.StringIO(text)):
-        if isinstance(item, Copy):
-            match = re.fullmatch(r"COPY public\.(\w+) \(([^)]*)\) FROM stdin", item.sql)
-            assert match, item.sql
-            data = "".join(item.chunks)
-            rows = [[None if value == "\\N" else value for value in line.split("\t")] for line in data.splitlines()]
-            copies[match.group(1)] = (match.group(2).split(", "), rows)
-        else:
-            statements.append(item)
-    return ParsedDump(statements, copies)
+    """The generator's own output, read line by line as pg_dump lays it out: comments and blank
+    lines between statements, statements ending with ``;`` at the end of a line, COPY data up to
+    a ``\\.`` line. (psql loading the committed dump is tested in tests/integration/db.)"""
+    parsed = ParsedDump([], {})
+    lines = iter(text.splitlines())
+    pending: list[str] = []
+    for line in lines:
+        if copy := COPY_LINE.fullmatch(line):
+            rows = [[None if value == "\\N" else value for value in data.split("\t")]
+                    for data in iter(lines.__next__, "\\.")]
+            parsed.copies[copy.group(1)] = (copy.group(2).split(", "), rows)
+        elif pending or (line and not line.startswith("--")):
+            pending.append(line)
+            if line.endswith(";"):
+                parsed.statements.append("\n".join(pending)[:-1])
+                pending = []
+    assert not pending, f"unterminated statement: {pending}"
+    return parsed
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +117,7 @@ def test_pg_dump_framing(default_dump: tuple[str, dumpgen.DumpStats]) -> None:
 
 
 def test_statements_follow_pg_dump_order(parsed: ParsedDump) -> None:
-    sqls = [statement.sql for statement in parsed.statements]
+    sqls = parsed.statements
     assert "SELECT pg_catalog.set_config('search_path', '', false)" in sqls
     assert "SET client_encoding = 'UTF8'" in sqls
     creates = [re.match(r"CREATE TABLE public\.(\w+) \(", sql) for sql in sqls]
@@ -123,7 +131,7 @@ def test_statements_follow_pg_dump_order(parsed: ParsedDump) -> None:
 
 
 def test_create_table_columns(parsed: ParsedDump) -> None:
-    sqls = {statement.sql.split(" (")[0]: statement.sql for statement in parsed.statements}
+    sqls = {statement.split(" (")[0]: statement for statement in parsed.statements}
     assert sqls["CREATE TABLE public.prices"] == (
         "CREATE TABLE public.prices (\n    orig_code text NOT NULL,\n"
         "    dest_code text NOT NULL,\n    day date NOT NULL,\n    price integer NOT NULL\n)"
