@@ -7,6 +7,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
+.PHONY: up-ha down-ha reset-ha ps-ha switchover failover-drill deploy bench-ha
 .PHONY: help bootstrap env build up down reset logs ps psql lint test bench bench-up lock dump venv clean docs \
         ingest bench-ingest
 
@@ -45,6 +46,34 @@ ps: ## list the containers of the stack and their health
 
 psql: ## open psql on the rates database inside the db container
 	$(COMPOSE) exec db sh -c 'psql -U "$$POSTGRES_USER" rates'
+
+up-ha: ## start the highly available stack (etcd, Patroni x3, HAProxy, API replicas), print endpoints and primary
+	scripts/up-ha
+
+down-ha: ## stop and remove the HA stack's containers, keep its volumes
+	scripts/ha-compose down --remove-orphans
+	@echo "HA stack stopped; its volumes are kept (make reset-ha wipes them)"
+
+reset-ha: ## wipe the HA stack's volumes (etcd, the three nodes), then start it again
+	scripts/ha-compose down --volumes --remove-orphans
+	@echo "removed the HA stack's containers, network and volumes"
+	scripts/up-ha
+
+ps-ha: ## the HA stack's containers, and the Patroni cluster (leader, synchronous standbys, lag)
+	scripts/ha-compose ps --all
+	@scripts/ha-compose exec -T "$$(scripts/ha-leader)" patronictl -c /etc/patroni/patroni.yml list
+
+switchover: ## planned change of primary in the HA stack (to the synchronous standby Patroni picks)
+	scripts/switchover
+
+failover-drill: venv ## kill the HA stack's primary under load; print write gap, read errors, rejoin time
+	$(PY) scripts/failover_drill.py
+
+deploy: ## roll the HA stack's API replicas to a freshly built image, one at a time, losing nothing
+	scripts/deploy
+
+bench-ha: venv ## HA figures: failovers (5 kills), switchover gap, read throughput with 1 and 2 API replicas
+	$(PY) scripts/bench_ha.py
 
 lint: venv ## hadolint every Dockerfile, validate compose.yaml, ruff the Python code
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')

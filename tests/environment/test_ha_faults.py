@@ -1,0 +1,223 @@
+"""The highly available stack (compose.ha.yaml) under faults: each promise proven by breaking a
+part under a steady load (reads through HAProxy at a fixed rate, a stream of small batches, each
+batch retried with its own Idempotency-Key until acknowledged), then checking that every
+acknowledged batch is present exactly once with all its rows, none partly, and that the nodes
+agree. The tests share one HA stack and run in order; each leaves it whole again.
+
+Figures (write gaps, rejoin times) are printed, not asserted, except where the promise is a
+count: failed reads, lost batches. `make bench-ha` measures them over several runs.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+import psycopg
+import pytest
+import requests
+
+from tools.ha import NODES, HaStack, Traffic, check_no_loss, node_state, wait_until
+
+KEEP = os.environ.get("RATES_TEST_KEEP") == "1"
+
+
+@pytest.fixture(scope="module")
+def ha() -> HaStack:
+    port = int(os.environ.get("RATES_TEST_HA_PORT", "3400"))
+    stack = HaStack(project=os.environ.get("RATES_TEST_HA_PROJECT", "rates-ha-test"), api_port=port,
+                    write_port=port + 2200, read_port=port + 2201, stats_port=port + 5104)
+    stack.compose("down", "--volumes", "--remove-orphans")
+    stack.make("up-ha")
+    yield stack
+    if not KEEP:
+        stack.compose("down", "--volumes", "--remove-orphans")
+
+
+def prices_now(stack: HaStack) -> int:
+    return node_state(stack, wait_until(stack.leader, 30, "a primary"))[0]  # type: ignore[arg-type]
+
+
+def all_streaming(stack: HaStack, within: float = 90) -> None:
+    """Wait until the cluster is whole again: a leader and two streaming standbys."""
+    def whole() -> bool:
+        members = stack.members()
+        return (sum(m["Role"] == "Leader" for m in members) == 1
+                and sum(m["State"] == "streaming" for m in members) == 2)
+    wait_until(whole, within, "a leader and two streaming standbys")
+
+
+def report(name: str, traffic: Traffic, **figures: object) -> None:
+    gaps = traffic.write_gaps()
+    extra = " ".join(f"{k}={v}" for k, v in figures.items())
+    print(f"\n[{name}] reads={len(traffic.reads)} failed={len(traffic.failed_reads())} "
+          f"batches={len(traffic.acknowledged())} write gap max={max(gaps, default=0):.1f}s {extra}")
+
+
+def test_a_replica_killed_costs_no_read_and_writes_go_on(ha):
+    all_streaming(ha)
+    primary = ha.leader()
+    replica = next(n for n in NODES if n != primary)
+    baseline = prices_now(ha)
+    with Traffic(ha, f"replica-{uuid.uuid4().hex[:6]}") as traffic:
+        time.sleep(2)
+        ha.kill(replica)
+        killed_at = time.monotonic()
+        time.sleep(10)
+    after_kill = [b for b in traffic.acknowledged() if b.acknowledged_at > killed_at + 5]
+    report("replica killed", traffic)
+    assert traffic.failed_reads() == []
+    assert after_kill, "no batch was acknowledged after the replica was lost"
+    check_no_loss(ha, traffic, baseline, nodes=tuple(n for n in NODES if n != replica))
+    ha.start(replica)
+    all_streaming(ha)
+    check_no_loss(ha, traffic, baseline)
+
+
+def test_an_etcd_member_killed_is_not_seen_by_clients(ha):
+    baseline = prices_now(ha)
+    with Traffic(ha, f"etcd-{uuid.uuid4().hex[:6]}") as traffic:
+        time.sleep(2)
+        ha.kill("etcd2")
+        time.sleep(8)
+    report("etcd member killed", traffic)
+    assert traffic.failed_reads() == []
+    assert traffic.write_gaps() == [], "a batch had to be retried"
+    check_no_loss(ha, traffic, baseline)
+    ha.start("etcd2")
+
+
+def busy_server(stack: HaStack, backend: str) -> str:
+    """The server of ``backend`` that has a session open right now (HAProxy's view)."""
+    def find() -> str | None:
+        rows = [line.split(",") for line in stack.haproxy("show stat").splitlines() if line and line[0] != "#"]
+        return next((r[1] for r in rows if r[0] == backend and r[1] not in ("FRONTEND", "BACKEND")
+                     and int(r[4] or 0) > 0), None)
+    return wait_until(find, 30, f"a busy server in {backend}", every=0.1)  # type: ignore[return-value]
+
+
+def upload(stack: HaStack, key: str, rows: int, day: str, results: list) -> None:
+    body = "orig_code,dest_code,day,price\n" + "".join(f"CNGGZ,EETLL,{day},{100 + i % 900}\n" for i in range(rows))
+    headers = {"Authorization": f"Bearer {stack.ingest_token()}", "Content-Type": "text/csv",
+               "Idempotency-Key": key}
+    try:
+        response = requests.post(stack.api_url + "/batches", data=body.encode(), headers=headers, timeout=600)
+        results.append(response.status_code)
+    except requests.RequestException as exc:
+        results.append(type(exc).__name__)
+
+
+def test_an_api_replica_killed_costs_no_read_and_its_upload_is_retried_once(ha):
+    with Traffic(ha, f"api-{uuid.uuid4().hex[:6]}", rows=0) as traffic:
+        traffic.pause = 3600  # reads only: the upload below is the one batch in flight
+        time.sleep(2)
+        ha.kill("api-read-1")
+        time.sleep(3)
+        key, results = f"api-upload-{uuid.uuid4().hex[:6]}", []
+        thread = threading.Thread(target=upload, args=(ha, key, 300_000, "2301-01-01", results))
+        thread.start()
+        ha.kill(busy_server(ha, "api_ingest"))
+        thread.join()
+        assert results[0] != 201, "the upload survived the kill of its replica"
+        upload(ha, key, 300_000, "2301-01-01", results)
+    report("API replica killed", traffic, upload=results)
+    assert traffic.failed_reads() == []
+    assert results[1] == 201
+    with psycopg.connect(ha.conninfo()) as conn:
+        recorded = conn.execute("SELECT count(*), min(rows) FROM batches WHERE key = %s", (key,)).fetchone()
+        present = conn.execute("SELECT count(*) FROM prices WHERE day = '2301-01-01'").fetchone()[0]
+    assert recorded == (1, 300_000) and present == 300_000
+    ha.compose("up", "--detach", "--wait", "api-read-1", "api-ingest-1", "api-ingest-2")
+
+
+def test_a_planned_switchover_costs_no_read(ha):
+    all_streaming(ha)
+    before = ha.leader()
+    baseline = prices_now(ha)
+    with Traffic(ha, f"switch-{uuid.uuid4().hex[:6]}") as traffic:
+        time.sleep(2)
+        ha.run("make", "--no-print-directory", "switchover")
+        time.sleep(6)
+    report("switchover", traffic)
+    assert ha.leader() != before
+    assert traffic.failed_reads() == []
+    check_no_loss(ha, traffic, baseline)
+    all_streaming(ha)
+
+
+def test_the_primary_killed_is_replaced_and_rejoins_as_a_replica(ha):
+    all_streaming(ha)
+    primary = ha.leader()
+    baseline = prices_now(ha)
+    with Traffic(ha, f"kill-{uuid.uuid4().hex[:6]}") as traffic:
+        time.sleep(2)
+        ha.kill(primary)
+        wait_until(lambda: ha.leader(exclude=(primary,)) not in (None, primary), 60, "a new primary")
+        time.sleep(5)
+    report("primary killed", traffic)
+    assert traffic.failed_reads() == []
+    assert traffic.write_gaps(), "no batch met the failover"
+    check_no_loss(ha, traffic, baseline, nodes=tuple(n for n in NODES if n != primary))
+    started = time.monotonic()
+    ha.start(primary)
+    wait_until(lambda: ha.role(primary) in (("Sync Standby", "streaming"), ("Replica", "streaming")), 120,
+               f"{primary} back as a streaming replica")
+    print(f"[primary killed] {primary} rejoined in {time.monotonic() - started:.1f}s")
+    all_streaming(ha)
+    check_no_loss(ha, traffic, baseline)
+
+
+def test_a_primary_cut_off_stops_accepting_writes_and_no_batch_is_lost(ha):
+    all_streaming(ha)
+    primary = ha.leader()
+    baseline = prices_now(ha)
+    marker = f"2302-{1 + uuid.uuid4().int % 12:02d}-01"
+    with Traffic(ha, f"cut-{uuid.uuid4().hex[:6]}") as traffic:
+        time.sleep(2)
+        ha.disconnect(primary)
+        cut_at = time.monotonic()
+        # A write sent to the isolated node itself: it can only wait for a standby that is gone.
+        direct = ha.compose("exec", "-T", primary, "psql", "-U", "postgres", "-d", "rates", "-Xc",
+                            "SET statement_timeout = '60s'",
+                            "-c", f"INSERT INTO prices VALUES ('CNGGZ', 'EETLL', '{marker}', 1)",
+                            check=False, timeout=90)
+        demoted_after = time.monotonic() - cut_at
+        new = wait_until(lambda: ha.leader(exclude=(primary,)) not in (None, primary), 60, "a new primary")
+    report("primary cut off", traffic, direct_write_rc=direct.returncode, ended_after=f"{demoted_after:.1f}s")
+    assert direct.returncode != 0, f"the isolated node acknowledged a write: {direct.stdout}"
+    assert new != primary
+    ha.reconnect(primary)
+    all_streaming(ha, within=120)
+    assert ha.sql(new, f"SELECT count(*) FROM prices WHERE day = '{marker}'") == "0"
+    assert traffic.failed_reads() == []
+    check_no_loss(ha, traffic, baseline)
+
+
+def test_a_rolling_deploy_loses_no_request_and_lets_a_long_upload_finish(ha):
+    key, results = f"deploy-{uuid.uuid4().hex[:6]}", []
+    baseline = prices_now(ha)
+    revision = f"test-{uuid.uuid4().hex[:12]}"
+    with Traffic(ha, f"deploy-{uuid.uuid4().hex[:6]}", rows=0) as traffic:
+        traffic.pause = 3600  # reads only, besides the long upload
+        thread = threading.Thread(target=upload, args=(ha, key, 1_000_000, "2303-01-01", results))
+        thread.start()
+        busy_server(ha, "api_ingest")
+        ha.extra_env["API_REVISION"] = revision
+        try:
+            deploy = ha.run("make", "--no-print-directory", "deploy", check=False, timeout=900)
+        finally:
+            del ha.extra_env["API_REVISION"]
+        thread.join()
+    report("rolling deploy", traffic, upload=results)
+    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
+    assert results == [201]
+    assert traffic.failed_reads() == []
+    assert prices_now(ha) == baseline + 1_000_000
+    label = '{{index .Config.Labels "org.opencontainers.image.revision"}}'
+    for service in ("api-read-1", "api-read-2", "api-ingest-1", "api-ingest-2"):
+        running = ha.run("docker", "inspect", "-f", label, ha.container(service)).stdout.strip()
+        assert running == revision, f"{service} runs revision {running}, not the deployed {revision}"
+    answered = requests.get(ha.api_url + "/healthz", timeout=10)
+    assert answered.status_code == 200
