@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""HA benchmark (a script printing figures, not a test), on a HA stack of its own
+(BENCH_HA_PROJECT, default rates-ha-bench, API port 3500), started from nothing:
+
+  (a) BENCH_HA_KILLS primary kills (default 5) under a steady load: median and worst of the
+      write gap, failed reads, time to promote, time for the old primary to rejoin;
+  (b) BENCH_HA_SWITCHOVERS planned switchovers (default 3): the write gap;
+  (c) read throughput of the documented query through HAProxy (wrk, BENCH_CONNECTIONS
+      connections, BENCH_SECONDS each) with one API read replica and with two, against
+      pgbench running the API's own SQL on one standby in the same run: does reading scale out?
+
+BENCH_KEEP=1 leaves the stack running.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from bench_api import sql_for  # noqa: E402
+from failover_drill import drill  # noqa: E402
+
+from tools.ha import DOCUMENTED, NODES, HaStack, Traffic, check_no_loss, node_state, wait_until  # noqa: E402
+
+KILLS = int(os.environ.get("BENCH_HA_KILLS", "5"))
+SWITCHOVERS = int(os.environ.get("BENCH_HA_SWITCHOVERS", "3"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
+
+
+def switchover_gap(stack: HaStack) -> dict[str, float]:
+    wait_until(lambda: sum(m["State"] == "streaming" for m in stack.members()) == 2, 120, "two streaming standbys")
+    baseline = node_state(stack, stack.leader())[0]  # type: ignore[arg-type]
+    with Traffic(stack, f"switch-{uuid.uuid4().hex[:6]}") as traffic:
+        time.sleep(2)
+        stack.run("scripts/switchover")
+        time.sleep(5)
+    check_no_loss(stack, traffic, baseline)
+    return {"write_gap_s": max(traffic.write_gaps(), default=0.0), "failed_reads": len(traffic.failed_reads())}
+
+
+def wrk(url: str) -> float:
+    subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", "-d2s", url], capture_output=True, check=True)  # warm-up
+    out = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", url], capture_output=True, text=True,
+                         check=True).stdout
+    if "Non-2xx" in out:
+        sys.exit(f"wrk saw error responses:\n{out}")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def pgbench(stack: HaStack, node: str) -> float:
+    o, d, f, t = "CNGGZ", "EETLL", "2021-01-01", "2021-01-31"
+    script = sql_for(o, d, f, t).replace("'", "'\\''")
+    out = stack.compose("exec", "-T", node, "sh", "-c",
+                        f"printf '%s' '{script}' > /tmp/q.sql && pgbench -U postgres -n -M prepared -c {CONNECTIONS} "
+                        f"-j 2 -T {SECONDS} -f /tmp/q.sql rates").stdout
+    return float(re.search(r"tps = ([\d.]+) \((?:without initial|excluding connections)", out).group(1))
+
+
+def read_scaling(stack: HaStack) -> dict[str, float]:
+    standby = next(m["Member"] for m in stack.members() if m["Role"] != "Leader")
+    url = stack.api_url + DOCUMENTED
+    stack.haproxy("set server api_read/api-read-2 state maint")
+    one = wrk(url)
+    stack.haproxy("set server api_read/api-read-2 state ready")
+    wait_until(lambda: stack.backend_servers("api_read").get("api-read-2") == "UP", 30, "api-read-2 up")
+    two = wrk(url)
+    return {"one_replica": one, "two_replicas": two, "pgbench_one_node": pgbench(stack, standby)}
+
+
+def main() -> int:
+    if not shutil.which("wrk"):
+        sys.exit("wrk not found: apt-get install wrk")
+    port = int(os.environ.get("BENCH_HA_PORT", "3500"))
+    stack = HaStack(project=os.environ.get("BENCH_HA_PROJECT", "rates-ha-bench"), api_port=port,
+                    write_port=port + 2200, read_port=port + 2201, stats_port=port + 5104)
+    stack.compose("down", "--volumes", "--remove-orphans")
+    stack.make("up-ha")
+    try:
+        kills = [drill(stack) for _ in range(KILLS)]
+        switches = [switchover_gap(stack) for _ in range(SWITCHOVERS)]
+        reads = read_scaling(stack)
+    finally:
+        if os.environ.get("BENCH_KEEP") != "1":
+            stack.compose("down", "--volumes", "--remove-orphans", check=False)
+
+    def line(name: str, values: list[float], unit: str = "s") -> str:
+        return (f"  {name:<38} median {statistics.median(values):6.1f} {unit}   worst {max(values):6.1f} {unit}   "
+                f"({', '.join(f'{v:.1f}' for v in values)})")
+
+    print(f"\nHA stack, {KILLS} primary kills (SIGKILL) under load (20 reads/s, a 5-row batch every 0.2 s):")
+    print(line("write gap (failure -> acknowledgement)", [k["write_gap_s"] for k in kills]))
+    print(line("kill -> new primary seen by Patroni", [k["promoted_s"] for k in kills]))
+    print(line("old primary: start -> streaming again", [k["rejoin_s"] for k in kills]))
+    print(f"  failed reads: {[k['failed_reads'] for k in kills]} of {[k['reads'] for k in kills]}; "
+          f"acknowledged batches lost: 0 (checked on every node)")
+    print(f"\n{SWITCHOVERS} planned switchovers:")
+    print(line("write gap", [s["write_gap_s"] for s in switches]))
+    print(f"  failed reads: {[s['failed_reads'] for s in switches]}")
+    print(f"\nread throughput, documented query, {CONNECTIONS} connections, {SECONDS} s each (req/s):")
+    print(f"  API through HAProxy, 1 read replica   {reads['one_replica']:8.0f}")
+    print(f"  API through HAProxy, 2 read replicas  {reads['two_replicas']:8.0f}  "
+          f"(x{reads['two_replicas'] / reads['one_replica']:.2f})")
+    print(f"  pgbench on one standby, same SQL      {reads['pgbench_one_node']:8.0f}  "
+          f"(API with 2 replicas: {reads['two_replicas'] / reads['pgbench_one_node']:.1%})")
+    print(f"  (one machine, {os.cpu_count()} cores: replicas share them)")
+    assert NODES
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
