@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench_api import sql_for  # noqa: E402
 from failover_drill import drill  # noqa: E402
 
-from tools.ha import DOCUMENTED, NODES, HaStack, Traffic, check_no_loss, node_state, wait_until  # noqa: E402
+from tools.ha import DOCUMENTED, HaStack, Traffic, check_no_loss, node_state, wait_until  # noqa: E402
 
 KILLS = int(os.environ.get("BENCH_HA_KILLS", "5"))
 SWITCHOVERS = int(os.environ.get("BENCH_HA_SWITCHOVERS", "3"))
@@ -115,7 +115,6 @@ def main() -> int:
     print(f"  pgbench on one standby, same SQL      {reads['pgbench_one_node']:8.0f}  "
           f"(API with 2 replicas: {reads['two_replicas'] / reads['pgbench_one_node']:.1%})")
     print(f"  (one machine, {os.cpu_count()} cores: replicas share them)")
-    assert NODES
     return 0
 
 

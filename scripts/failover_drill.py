@@ -24,8 +24,8 @@ from tools.ha import HaStack, Traffic, check_no_loss, node_state, wait_until  # 
 def stack_from_environment() -> HaStack:
     env = os.environ
     return HaStack(project=env.get("HA_PROJECT", "rates-ha"), api_port=int(env.get("HA_API_PORT", "3300")),
-                   write_port=int(env.get("HA_DB_WRITE_PORT", "5500")), read_port=int(env.get("HA_DB_READ_PORT", "5501")),
-                   stats_port=int(env.get("HA_STATS_PORT", "8404")))
+                   write_port=int(env.get("HA_DB_WRITE_PORT", "5500")),
+                   read_port=int(env.get("HA_DB_READ_PORT", "5501")), stats_port=int(env.get("HA_STATS_PORT", "8404")))
 
 
 def drill(stack: HaStack) -> dict[str, float]:

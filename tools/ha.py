@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-import psycopg
 import requests
 from dotenv import dotenv_values
 
@@ -51,7 +50,8 @@ class HaStack:
     def run(self, *cmd: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(cmd, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+            raise AssertionError(
+                f"{' '.join(cmd)} exited {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         return proc
 
     def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -82,7 +82,8 @@ class HaStack:
         self.run("docker", "network", "connect", "--alias", service, self.network(), self.container(service))
 
     def haproxy(self, command: str) -> str:
-        return self.compose("exec", "-T", "haproxy", "sh", "-c", f"echo '{command}' | socat stdio /tmp/haproxy.sock").stdout
+        return self.compose("exec", "-T", "haproxy", "sh", "-c",
+                            f"echo '{command}' | socat stdio /tmp/haproxy.sock").stdout
 
     def backend_servers(self, backend: str) -> dict[str, str]:
         """HAProxy's view of a backend: server name -> status (UP, DOWN, DRAIN, ...)."""
@@ -265,7 +266,8 @@ def batch_rows_on(stack: HaStack, node: str, prefix: str) -> dict[str, tuple[int
 
 def node_state(stack: HaStack, node: str) -> tuple[int, int]:
     """(rows of prices, data version) on one node."""
-    count, version = stack.sql(node, "SELECT (SELECT count(*) FROM prices), (SELECT version FROM data_version)").split("|")
+    query = "SELECT (SELECT count(*) FROM prices), (SELECT version FROM data_version)"
+    count, version = stack.sql(node, query).split("|")
     return int(count), int(version)
 
 
