@@ -152,9 +152,11 @@ class BatchPools:
 
     def __init__(self, settings: Settings) -> None:
         def pool(name: str, size: int) -> Callable[[], ConnectionPool]:
+            # check: each connection is tried before it is lent (one round trip per batch), so a
+            # connection that broke while idle (a database or proxy restart) is replaced.
             return lambda: ConnectionPool(settings.conninfo(), min_size=0, max_size=size,
                                           timeout=settings.DB_POOL_TIMEOUT, configure=_autocommit,
-                                          name=name, open=False)
+                                          check=ConnectionPool.check_connection, name=name, open=False)
 
         self._batches = LazyPool(pool("rates-batches", settings.BATCH_DB_CONNECTIONS))
         self._watchdog = LazyPool(pool("rates-watchdog", 1))

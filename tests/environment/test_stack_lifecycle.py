@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack import DOCUMENTED_QUERY, ORIGINAL_DUMP, ROOT, Stack, dotenv_password, run
+from tests.stack import DOCUMENTED_QUERY, ORIGINAL_DUMP, ROOT, Stack, dotenv_ingest_token, dotenv_password, run
 
 MIGRATIONS = sorted(p.name[:4] for p in (ROOT / "db" / "migrations").glob("*.sql"))
 
@@ -99,8 +99,21 @@ def test_password_is_not_in_the_environment_of_any_container(stack):
         assert not any(password in e for e in stack.inspect(service)["Config"]["Env"])
 
 
+def post_batches(stack: Stack, tag: str, count: int = 4) -> list[int]:
+    """Statuses of ``count`` one-row batches (new keys), each sent once."""
+    headers = {"Authorization": f"Bearer {dotenv_ingest_token()}", "Content-Type": "text/csv"}
+    statuses = []
+    for i in range(count):
+        body = f"orig_code,dest_code,day,price\nCNGGZ,EETLL,2197-01-{i + 1:02d},5\n"
+        response = requests.post(f"{stack.api_url}/batches", data=body, timeout=30,
+                                 headers={**headers, "Idempotency-Key": f"restart-{tag}-{time.time_ns()}"})
+        statuses.append(response.status_code)
+    return statuses
+
+
 def test_api_survives_a_database_restart_without_restarting(stack):
     api_before = stack.inspect("api")["State"]
+    assert post_batches(stack, "before") == [201] * 4  # each worker now holds a pooled batch connection
     stack.compose("stop", "db")
     try:
         started = time.monotonic()
@@ -113,6 +126,8 @@ def test_api_survives_a_database_restart_without_restarting(stack):
     finally:
         stack.compose("start", "db")
     stack.wait_for(f"/rates?{DOCUMENTED_QUERY}", 200, within=90)
+    # Connections broken by the restart are replaced before a batch gets one: no 503 to retry.
+    assert post_batches(stack, "after") == [201] * 4
     api_after = stack.inspect("api")["State"]
     assert api_after["StartedAt"] == api_before["StartedAt"]
     assert stack.inspect("api")["RestartCount"] == 0
