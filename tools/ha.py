@@ -7,8 +7,10 @@ Nothing here is shipped: it runs on the host, against the stack's loopback ports
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import statistics
 import subprocess
 import threading
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import psycopg
 import requests
 from dotenv import dotenv_values
 
@@ -144,6 +147,7 @@ def wait_until(predicate: Callable[[], object], within: float, what: str, every:
 # ---- steady load ----------------------------------------------------------------------------------
 
 FIRST_DAY = date(2300, 1, 1)  # batches write days no dump has: each batch its own day
+_DAYS = itertools.count(random.randrange(2_000_000))  # days apart from an earlier run's on a kept stack
 
 
 def batch_body(day: date, rows: int) -> bytes:
@@ -170,12 +174,10 @@ class Traffic:
     again with the same key until it is acknowledged (201, or 200 for a replay).
     """
 
-    def __init__(self, stack: HaStack, prefix: str, read_rate: float = 20, rows: int = 5, pause: float = 0.2,
-                 start_index: int = 0) -> None:
+    def __init__(self, stack: HaStack, prefix: str, read_rate: float = 20, rows: int = 5, pause: float = 0.2) -> None:
         self.stack, self.prefix, self.read_rate, self.rows, self.pause = stack, prefix, read_rate, rows, pause
         self.reads: list[tuple[float, int | str, float]] = []  # (when, status or error, seconds)
         self.batches: list[Batch] = []
-        self.index = start_index
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._read_loop, daemon=True),
                          threading.Thread(target=self._batch_loop, daemon=True)]
@@ -211,8 +213,7 @@ class Traffic:
         session = requests.Session()
         headers = {"Authorization": f"Bearer {self.stack.ingest_token()}", "Content-Type": "text/csv"}
         while not self._stop.is_set():
-            batch = Batch(f"{self.prefix}-{self.index}", FIRST_DAY + timedelta(days=self.index), self.rows)
-            self.index += 1
+            batch = Batch(f"{self.prefix}-{len(self.batches)}", FIRST_DAY + timedelta(days=next(_DAYS)), self.rows)
             self.batches.append(batch)
             body = batch_body(batch.day, batch.rows)
             deadline = time.monotonic() + 90
@@ -251,17 +252,16 @@ class Traffic:
 
 # ---- what must hold after every fault ---------------------------------------------------------------
 
-def batch_rows_on(stack: HaStack, node: str, prefix: str) -> dict[str, tuple[int, int]]:
-    """key -> (rows recorded in batches, prices rows of its day), for this prefix, on one node."""
-    out = stack.sql(node, f"""
-        SELECT b.key, b.rows, (SELECT count(*) FROM prices p WHERE p.day = DATE '{FIRST_DAY}'
-               + (split_part(b.key, '-', -1))::int AND p.orig_code = 'CNGGZ' AND p.dest_code = 'EETLL')
-        FROM batches b WHERE b.key LIKE '{prefix}-%' AND b.committed_at IS NOT NULL""")
-    rows = {}
-    for line in out.splitlines():
-        key, recorded, present = line.split("|")
-        rows[key] = (int(recorded), int(present))
-    return rows
+def batch_rows(stack: HaStack, traffic: Traffic) -> dict[str, tuple[int, int]]:
+    """key -> (rows recorded in batches, prices rows of its day) of every batch of ``traffic``
+    that is committed, read on the primary."""
+    days = {b.key: b.day for b in traffic.batches}
+    with psycopg.connect(stack.conninfo()) as conn:
+        recorded = dict(conn.execute("SELECT key, rows FROM batches WHERE key = ANY(%s) AND committed_at IS NOT NULL",
+                                     (list(days),)).fetchall())
+        found = dict(conn.execute("SELECT day, count(*) FROM prices WHERE day = ANY(%s) GROUP BY day",
+                                  (list(days.values()),)).fetchall())
+    return {key: (rows, found.get(days[key], 0)) for key, rows in recorded.items()}
 
 
 def node_state(stack: HaStack, node: str) -> tuple[int, int]:
@@ -277,7 +277,8 @@ def check_no_loss(stack: HaStack, traffic: Traffic, baseline: int, nodes: tuple[
     prices = ``baseline`` + the rows of the batches present, and the nodes in agreement once
     caught up."""
     primary = wait_until(lambda: stack.leader(), 30, "a primary")
-    present = batch_rows_on(stack, primary, traffic.prefix)  # type: ignore[arg-type]
+    present = wait_until(lambda: batch_rows(stack, traffic) or {"": (0, 0)}, 30, "the primary answering")
+    present.pop("", None)  # type: ignore[union-attr]
     count = node_state(stack, primary)[0]  # type: ignore[arg-type]
     assert count == baseline + sum(rows for rows, _ in present.values()), (
         f"prices has {count} rows: {baseline} before + {sum(r for r, _ in present.values())} of the batches expected")
@@ -285,5 +286,7 @@ def check_no_loss(stack: HaStack, traffic: Traffic, baseline: int, nodes: tuple[
     assert not missing, f"acknowledged batches missing on the primary: {missing}"
     partial = {key: rows for key, rows in present.items() if rows[0] != rows[1]}
     assert not partial, f"batches not present whole (recorded rows, rows found): {partial}"
+    unacknowledged = set(present) - {b.key for b in traffic.acknowledged()}
+    assert not unacknowledged, f"committed batches never acknowledged to the client: {unacknowledged}"
     wait_until(lambda: len({node_state(stack, n) for n in nodes}) == 1, within,
                f"every node ({', '.join(nodes)}) with the same rows and data version")
