@@ -104,6 +104,9 @@ class ReadPool:
                 log.warning("database connection lost, retrying once: %s", exc)
             finally:
                 self.pool.putconn(conn)  # a broken connection is discarded by the pool
+            # Here only to retry: the idle siblings of the broken connection are likely broken
+            # too (a restart, a failover), so test them all now and the retry gets a live one.
+            self.pool.check()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def fetch_all(self, query: str, params: dict[str, Any] | Sequence[Any]) -> list[tuple[Any, ...]]:

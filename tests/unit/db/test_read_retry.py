@@ -23,6 +23,7 @@ class FakePool:
     def __init__(self, *conns: FakeConn | Exception) -> None:
         self.conns = list(conns)
         self.returned: list[FakeConn] = []
+        self.checks = 0
 
     def getconn(self) -> FakeConn:
         conn = self.conns.pop(0)
@@ -32,6 +33,10 @@ class FakePool:
 
     def putconn(self, conn: FakeConn) -> None:
         self.returned.append(conn)
+
+    def check(self) -> None:
+        """The real pool tests its idle connections here; these have none."""
+        self.checks += 1
 
 
 def reads_over(pool: FakePool) -> ReadPool:
@@ -52,6 +57,7 @@ def test_a_broken_connection_is_retried_once_on_another():
     pool = FakePool(lost, good)
     assert reads_over(pool)._retrying(run) == "rows"
     assert pool.returned == [lost, good]
+    assert pool.checks == 1  # the idle connections were tested before the retry
 
 
 def test_two_broken_connections_in_a_row_are_a_503():
