@@ -87,11 +87,12 @@ class ReadPool:
     def pool(self) -> ConnectionPool:
         return self._lazy.get()
 
-    def _retrying(self, work: Callable[[psycopg.Connection], T]) -> T:
-        """``work(conn)`` on a pooled connection; on a broken connection, once more on another."""
+    def _retrying(self, work: Callable[[psycopg.Connection], T], timeout: float | None = None) -> T:
+        """``work(conn)`` on a pooled connection (waited for up to ``timeout`` s, else
+        DB_POOL_TIMEOUT); on a broken connection, once more on another."""
         for attempt in (1, 2):
             try:
-                conn = self.pool.getconn()
+                conn = self.pool.getconn(timeout)
             except PoolTimeout as exc:
                 raise DatabaseUnavailable("no database connection available") from exc
             try:
@@ -119,12 +120,9 @@ class ReadPool:
         return self._retrying(_read_data_version)
 
     def ping(self, timeout: float) -> None:
-        """Raise DatabaseUnavailable unless a pooled connection answers within ``timeout`` s."""
-        try:
-            with self.pool.connection(timeout=timeout) as conn:
-                conn.execute("SELECT 1")
-        except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise DatabaseUnavailable("database not reachable") from exc
+        """Raise DatabaseUnavailable unless the database answers through the pool (a connection
+        within ``timeout`` s; one that broke while idle is replaced, as for any read)."""
+        self._retrying(lambda conn: conn.execute("SELECT 1"), timeout)
 
     def stats(self) -> dict[str, int]:
         """The pool's counters (size, available, waiting), or nothing before it is opened."""

@@ -25,7 +25,7 @@ class FakePool:
         self.returned: list[FakeConn] = []
         self.checks = 0
 
-    def getconn(self) -> FakeConn:
+    def getconn(self, timeout: float | None = None) -> FakeConn:
         conn = self.conns.pop(0)
         if isinstance(conn, Exception):
             raise conn
