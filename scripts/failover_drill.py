@@ -36,8 +36,7 @@ def drill(stack: HaStack) -> dict[str, float]:
         time.sleep(2)
         killed = time.monotonic()
         stack.kill(primary)  # type: ignore[arg-type]
-        new = wait_until(lambda: stack.leader(exclude=(primary,)) not in (None, primary), 90, "a new primary",
-                         every=0.2)
+        new = wait_until(lambda: stack.new_leader(primary), 90, "a new primary", every=0.2)  # type: ignore[arg-type]
         promoted = time.monotonic() - killed
         time.sleep(4)
     check_no_loss(stack, traffic, baseline, nodes=tuple(n for n in ("pg1", "pg2", "pg3") if n != primary))

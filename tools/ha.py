@@ -109,6 +109,11 @@ class HaStack:
     def leader(self, exclude: tuple[str, ...] = ()) -> str | None:
         return next((m["Member"] for m in self.members(exclude) if m["Role"] == "Leader"), None)
 
+    def new_leader(self, old: str) -> str | None:
+        """The leader, once it is another node than ``old`` (asked of the other nodes)."""
+        leader = self.leader(exclude=(old,))
+        return leader if leader not in (None, old) else None
+
     def role(self, node: str, exclude: tuple[str, ...] = ()) -> tuple[str, str] | None:
         """(role, state) of ``node``, e.g. ("Sync Standby", "streaming")."""
         return next(((m["Role"], m["State"]) for m in self.members(exclude) if m["Member"] == node), None)
