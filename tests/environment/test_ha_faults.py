@@ -98,12 +98,18 @@ def busy_server(stack: HaStack, backend: str) -> str:
     return wait_until(find, 30, f"a busy server in {backend}", every=0.1)  # type: ignore[return-value]
 
 
-def upload(stack: HaStack, key: str, rows: int, day: str, results: list) -> None:
-    body = "orig_code,dest_code,day,price\n" + "".join(f"CNGGZ,EETLL,{day},{100 + i % 900}\n" for i in range(rows))
+def csv_body(rows: int, day: str) -> bytes:
+    return ("orig_code,dest_code,day,price\n" + "".join(f"CNGGZ,EETLL,{day},{100 + i % 900}\n"
+                                                        for i in range(rows))).encode()
+
+
+def upload(stack: HaStack, key: str, rows: int | bytes, day: str, results: list) -> None:
+    """POST one batch (``rows`` rows of ``day``, or a ready body) and record its status."""
+    body = rows if isinstance(rows, bytes) else csv_body(rows, day)
     headers = {"Authorization": f"Bearer {stack.ingest_token()}", "Content-Type": "text/csv",
                "Idempotency-Key": key}
     try:
-        response = requests.post(stack.api_url + "/batches", data=body.encode(), headers=headers, timeout=600)
+        response = requests.post(stack.api_url + "/batches", data=body, headers=headers, timeout=600)
         results.append(response.status_code)
     except requests.RequestException as exc:
         results.append(type(exc).__name__)
@@ -221,3 +227,38 @@ def test_a_rolling_deploy_loses_no_request_and_lets_a_long_upload_finish(ha):
         assert running == revision, f"{service} runs revision {running}, not the deployed {revision}"
     answered = requests.get(ha.api_url + "/healthz", timeout=10)
     assert answered.status_code == 200
+
+
+def test_reads_keep_their_latency_during_a_burst_of_uploads(ha):
+    """100 concurrent 10,000-row uploads go to the ingest replicas only; reads, served by the
+    read replicas, are not queued behind them. Measured before the split (one API for both):
+    a 430 ms read p99 and a 4 s worst case during such a burst."""
+    def posts_on(service: str) -> float:
+        text = ha.compose("exec", "-T", service, "python", "-c", "import urllib.request; print(urllib.request"
+                          ".urlopen('http://127.0.0.1:3000/metrics').read().decode())").stdout
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("rates_http_requests_total{") and 'method="POST"' in line)
+
+    before = {s: posts_on(s) for s in ("api-read-1", "api-read-2")}
+    results: list = []
+    # Bodies made beforehand: this process's own work must not delay the reads it times.
+    bodies = [csv_body(10_000, f"2304-{1 + i // 28:02d}-{1 + i % 28:02d}") for i in range(100)]
+    with Traffic(ha, f"burst-{uuid.uuid4().hex[:6]}", read_rate=50, rows=0) as traffic:
+        traffic.pause = 3600  # reads only, besides the burst
+        time.sleep(2)
+        threads = [threading.Thread(target=upload, args=(ha, f"burst-{uuid.uuid4().hex[:8]}", body, "", results))
+                   for body in bodies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        time.sleep(1)
+    p99, worst = traffic.read_latency_ms(0.99), max(r[2] for r in traffic.reads) * 1000
+    report("upload burst", traffic, uploads=f"{results.count(201)}x201", read_p99=f"{p99:.1f}ms",
+           read_worst=f"{worst:.0f}ms")
+    assert results.count(201) == 100, results
+    assert traffic.failed_reads() == []
+    assert {s: posts_on(s) for s in before} == before, "an upload reached a read replica"
+    # The target is a p99 under 50 ms (`make bench-ha` measures it); this bound only catches
+    # reads queued behind uploads again, on a shared machine.
+    assert p99 < 250, f"read p99 {p99:.0f} ms during the burst"
