@@ -46,7 +46,8 @@ def undescribed(text: str) -> list[str]:
 
 
 EXAMPLE = (ROOT / ".env.example").read_text()
-COMPOSE = (ROOT / "compose.yaml").read_text()
+# The default stack and the highly available one: one default per variable across both.
+COMPOSE = (ROOT / "compose.yaml").read_text() + "\n" + (ROOT / "compose.ha.yaml").read_text()
 VARIABLES = documented(EXAMPLE)
 # (NAME, default or "") of each ${NAME:-default} in compose.yaml, comment lines left out.
 REFERENCE_LIST = COMPOSE_REFERENCE.findall("\n".join(
@@ -105,7 +106,7 @@ def test_other_variables_have_the_default_their_reader_has():
             assert value == LOADER[name], name
         elif name == "COMPOSE_PROJECT_NAME":
             assert value == project_name
-        elif name in ("POSTGRES_PASSWORD",):  # required, written by scripts/init-env
+        elif name in ("POSTGRES_PASSWORD", "REPLICATION_PASSWORD"):  # required, written by scripts/init-env
             assert value == ""
         else:
             assert scripts.get(name) == value, f"{name}={value}: no script reads it with that default"
