@@ -49,7 +49,8 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     try:
         migrate.run(settings)
     except migrate.MigrationError as exc:
-        extra = {} if exc.returncode is None else {"psql_exit_code": exc.returncode}
+        returncode = getattr(exc.__cause__, "returncode", None)
+        extra = {} if returncode is None else {"psql_exit_code": returncode}
         log.error("migration failed: %s", exc, extra=extra)
         return 1
     return 0

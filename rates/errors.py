@@ -9,11 +9,16 @@ from typing import Any
 
 
 class ServiceError(Exception):
-    """A request that cannot succeed; subclasses set ``status`` and ``kind``."""
+    """A request that cannot succeed; each subclass names its ``status`` and ``kind``."""
 
     status = 500
     kind = "internal"
     headers: tuple[tuple[str, str], ...] = ()
+
+    def __init_subclass__(cls, status: int = 0, kind: str = "", **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.status = status or cls.status
+        cls.kind = kind or cls.kind
 
     def __init__(self, message: str = "internal server error") -> None:
         super().__init__(message)
@@ -23,67 +28,52 @@ class ServiceError(Exception):
         return {"error": self.message}
 
 
-class BadRequest(ServiceError):
-    status, kind = 400, "bad_request"
+class BadRequest(ServiceError, status=400, kind="bad_request"):
+    """The request itself is malformed."""
 
 
-class InvalidParameter(BadRequest):
+class InvalidParameter(BadRequest, kind="invalid_parameter"):
     """A query parameter is missing or malformed; the message starts with its name."""
-
-    kind = "invalid_parameter"
 
     def __init__(self, param: str, message: str) -> None:
         super().__init__(f"{param}: {message}")
         self.param = param
 
 
-class Unauthorized(ServiceError):
+class Unauthorized(ServiceError, status=401, kind="unauthorized"):
     """No bearer token was sent."""
 
-    status, kind = 401, "unauthorized"
     headers = (("WWW-Authenticate", 'Bearer realm="rates"'),)
 
 
-class Forbidden(ServiceError):
+class Forbidden(ServiceError, status=403, kind="forbidden"):
     """A token was sent but is not accepted, or ingestion is disabled."""
 
-    status, kind = 403, "forbidden"
+
+class NotFound(ServiceError, status=404, kind="not_found"):
+    """No such route or record."""
 
 
-class NotFound(ServiceError):
-    status, kind = 404, "not_found"
-
-
-class MethodNotAllowed(ServiceError):
-    status, kind = 405, "method_not_allowed"
-
+class MethodNotAllowed(ServiceError, status=405, kind="method_not_allowed"):
     def __init__(self, message: str, allowed: list[str]) -> None:
         super().__init__(message)
         self.headers = (("Allow", ", ".join(allowed)),)
 
 
-class Conflict(ServiceError):
+class Conflict(ServiceError, status=409, kind="conflict"):
     """The idempotency key names a committed batch with different content."""
 
-    status, kind = 409, "conflict"
 
-
-class TooLarge(ServiceError):
+class TooLarge(ServiceError, status=413, kind="too_large"):
     """More rows or bytes than the configured limits."""
 
-    status, kind = 413, "too_large"
 
-
-class UnsupportedMedia(ServiceError):
+class UnsupportedMedia(ServiceError, status=415, kind="unsupported_media"):
     """A Content-Type or Content-Encoding the service does not read."""
 
-    status, kind = 415, "unsupported_media"
 
-
-class Invalid(ServiceError):
+class Invalid(ServiceError, status=422, kind="invalid_rows"):
     """At least one invalid row: the first errors with their line, plus the total."""
-
-    status, kind = 422, "invalid_rows"
 
     def __init__(self, message: str, errors: list[dict[str, Any]], total: int) -> None:
         super().__init__(message)
@@ -94,17 +84,14 @@ class Invalid(ServiceError):
         return {"error": self.message, "errors": self.errors, "total": self.total}
 
 
-class Unavailable(ServiceError):
+class Unavailable(ServiceError, status=503, kind="unavailable"):
     """The database cannot serve this right now; retrying (with the same key) is safe."""
 
-    status, kind = 503, "unavailable"
     headers = (("Retry-After", "1"),)
 
 
-class DatabaseUnavailable(Unavailable):
+class DatabaseUnavailable(Unavailable, kind="database_unavailable"):
     """No connection, a lost connection or a timed-out query on the read path."""
-
-    kind = "database_unavailable"
 
     def __init__(self, message: str) -> None:
         super().__init__(f"service unavailable: {message}")

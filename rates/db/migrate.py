@@ -55,12 +55,8 @@ INSERT INTO public.schema_migrations (version, name, checksum) VALUES (:'version
 
 
 class MigrationError(RuntimeError):
-    """Migrating cannot go on; the message says why and what to do. ``returncode`` is psql's
-    exit code when loading the dump failed in psql."""
-
-    def __init__(self, message: str, returncode: int | None = None) -> None:
-        super().__init__(message)
-        self.returncode = returncode
+    """Migrating cannot go on; the message says why and what to do. When loading the dump failed,
+    the cause is psql's DumpError (with psql's exit code)."""
 
 
 @dataclass(frozen=True)
@@ -164,7 +160,7 @@ def load_dump(conn: psycopg.Connection, settings: Settings, done: dict[str, tupl
         variables = {"version": DUMP_VERSION, "name": f"dump {dump_path.name}", "checksum": dump.checksum}
         warnings = psql.load(settings, dump, RECORD_DUMP, variables)
     except psql.DumpError as exc:
-        raise MigrationError(str(exc), exc.returncode) from exc
+        raise MigrationError(str(exc)) from exc
     for line in warnings:
         log.warning("psql: %s", line)
     log.info("loaded %s (%d lines) with psql in %.1fs", dump_path, dump.lines, time.monotonic() - started)

@@ -93,6 +93,30 @@ def test_containers_run_as_non_root(stack):
     assert stack.inspect("api")["Config"]["User"].split(":")[0] not in ("", "0", "root")
 
 
+def test_every_service_is_hardened(stack):
+    """No capability, no privilege gain, a read-only root filesystem, memory and process limits."""
+    for service in ("db", "migrate", "api"):
+        host = stack.inspect(service)["HostConfig"]
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], service
+        assert "no-new-privileges:true" in host["SecurityOpt"], service
+        assert host["ReadonlyRootfs"] is True, service
+        assert host["Memory"] > 0 and host["PidsLimit"] > 0, service
+    probe = stack.compose("exec", "-T", "api", "sh", "-c", "touch /app/x 2>&1; touch /tmp/x && echo tmp-ok",
+                          check=False)
+    assert "Read-only file system" in probe.stdout and "tmp-ok" in probe.stdout
+
+
+def test_passwords_are_scram_over_tcp(stack):
+    """Every password is stored as SCRAM-SHA-256 and TCP clients authenticate with it."""
+    out = stack.compose("exec", "-T", "db", "sh", "-c",
+                        'grep -v "^#" "$PGDATA/pg_hba.conf"; psql -U postgres -XtAc "SHOW password_encryption"; '
+                        'psql -U postgres -XtAc "SELECT rolname FROM pg_authid WHERE rolpassword IS NOT NULL '
+                        "AND rolpassword NOT LIKE 'SCRAM-SHA-256$%'\"").stdout
+    host_rules = [line.split() for line in out.splitlines() if line.startswith("host")]
+    assert host_rules and all(rule[-1] == "scram-sha-256" for rule in host_rules), out
+    assert "scram-sha-256" in out.splitlines() and not any(line.startswith("postgres") for line in out.splitlines())
+
+
 def test_password_is_not_in_the_environment_of_any_container(stack):
     password = dotenv_password()
     for service in ("db", "migrate", "api"):

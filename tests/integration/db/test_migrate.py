@@ -195,7 +195,7 @@ def test_a_failing_record_takes_the_dump_back(created: Settings) -> None:
         conn.execute("INSERT INTO public.schema_migrations VALUES ('0000', 'written meanwhile', '-')")
         with pytest.raises(migrate.MigrationError, match="duplicate key value") as caught:
             migrate.load_dump(conn, settings, {})  # as if the row were not there
-    assert caught.value.returncode == 3
+    assert caught.value.__cause__.returncode == 3
     assert leftovers(settings) == ["ledger 0000"]
 
 
@@ -207,7 +207,7 @@ def test_a_failing_statement_is_named_by_its_line_and_leaves_nothing(scratch: Se
     settings = scratch(MIGRATE_DUMP_PATH=str(path))
     error = failure(settings)
     assert f"psql:{path}:{line}: ERROR:  function public.no_such_function() does not exist" in str(error)
-    assert error.returncode == 3
+    assert error.__cause__.returncode == 3
     assert leftovers(settings) == []
 
 
@@ -309,7 +309,7 @@ def test_psql_gets_sslmode_from_the_settings(created: Settings) -> None:
     with psycopg.connect(created().conninfo(), autocommit=True) as conn:
         with pytest.raises(migrate.MigrationError, match="server does not support SSL") as caught:
             migrate.load_dump(conn, settings, {})
-    assert caught.value.returncode == 2
+    assert caught.value.__cause__.returncode == 2
     assert leftovers(created()) == []
 
 
