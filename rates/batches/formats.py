@@ -20,10 +20,10 @@ import codecs
 import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
-from itertools import count
+from itertools import chain, count
 from operator import itemgetter
 
-from rates.batches.items import MAX_LINE, Items, Problem, Stop, json_problem
+from rates.batches.items import MAX_LINE, Item, Items, Problem, Stop, json_problem
 from rates.batches.json_array import parse_json
 from rates.batches.rows import FIELDS
 from rates.errors import UnsupportedMedia
@@ -161,19 +161,20 @@ def _csv_rows(reader: Iterator[list[str]], reorder: Callable[[list[str]], list[s
 
 def parse_ndjson(chunks: Iterable[bytes]) -> Items:
     """One JSON value per line; blank lines are skipped."""
-    text = _Text(chunks)
+    return chain.from_iterable(_ndjson_runs(_Text(chunks)))
+
+
+def _ndjson_runs(text: _Text) -> Iterator[Iterable[Item]]:
+    """The items of each chunk's lines, a chunk at a time."""
     try:
         for block in text.texts():
-            yield from text.pending()
+            yield text.pending()
             first = text.lines_before + 1
             values = _ndjson_at_once(block)
-            if values is not None:
-                yield from zip(count(first), values)
-            else:
-                yield from _ndjson_lines(block, first)
+            yield _ndjson_lines(block, first) if values is None else zip(count(first), values)
     except Stop as stop:
-        yield from text.pending()
-        yield stop.item
+        yield text.pending()
+        yield (stop.item,)
 
 
 def _ndjson_at_once(text: str) -> list[object] | None:

@@ -1,8 +1,9 @@
 """What the parsers yield: ``(line, row)`` items, a row being a value or a ``Problem``.
 
-A parser only parses: it numbers lines and yields each row as it reads it (a list of the CSV
-values in header order, or a decoded JSON value), and each syntax problem as a ``Problem`` at its
-line. It keeps no count and no error list; the one consumer (copy_blocks.py) does.
+A parser only parses: it numbers lines and yields each row as it reads it (the list of a CSV
+line's values, put in the order orig_code, dest_code, day, price; or a decoded JSON value), and
+each syntax problem as a ``Problem`` at its line. It keeps no count and no error list; the one
+consumer (copy_blocks.py) does.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import codecs
 import json
 import re
 from collections.abc import Iterable, Iterator
-from itertools import accumulate, repeat
+from itertools import accumulate, chain, repeat
 from typing import NoReturn
 
 from rates.batches.items import MAX_LINE, NESTED_TOO_DEEPLY, Item, Items, Stop, json_problem
@@ -32,8 +32,9 @@ READ_AHEAD = 65536  # characters buffered before decoding, so an element rarely 
 
 
 def parse_json(chunks: Iterable[bytes]) -> Items:
-    """A JSON array of objects, decoded a run of elements at a time."""
-    return _JsonArray(chunks).items()
+    """A JSON array of objects, decoded a run of elements at a time (``chain`` hands out the
+    items of each run without a Python frame per item)."""
+    return chain.from_iterable(_JsonArray(chunks).runs())
 
 
 class _JsonArray:
@@ -48,7 +49,8 @@ class _JsonArray:
         self.started = False  # some text was read (a BOM is dropped before it)
         self.slow_until = 0  # where the last run that could not be decoded at once ends
 
-    def items(self) -> Items:
+    def runs(self) -> Iterator[Iterable[Item]]:
+        """The items, a run of elements (or a single one) at a time."""
         try:
             if self._skip_ws() != "[":
                 self._fail("expected a JSON array of objects ('[' first)")
@@ -70,32 +72,29 @@ class _JsonArray:
                 while len(self.buf) - self.pos < READ_AHEAD and self._more():
                     pass
                 run = self._run() if c == "{" and self.pos >= self.slow_until else None
-                if run is None:
-                    yield self._element()
-                else:
-                    yield from run
+                yield (self._element(),) if run is None else run
                 empty = expect_value = False
             if self._skip_ws() is not None:
                 self._fail("unexpected data after the end of the JSON array")
         except Stop as stop:
-            yield stop.item
+            yield (stop.item,)
 
     def _run(self) -> Iterator[Item] | None:
         """The elements from ``pos`` to the last ``}`` in the buffer, if they decode at once
         and each one's line is known; else None (and one at a time up to there)."""
         end = self.buf.rfind("}") + 1
-        text = self.buf[self.pos : end]
+        buf, pos = self.buf, self.pos
         try:
-            values = json.loads("[" + text + "]") if text else None
+            values = json.loads("[" + buf[pos:end] + "]") if end > pos else None
         except (ValueError, RecursionError):
             values = None
-        first = self.line_at(self.pos)
+        first = self.line_at(pos)
         if not values:
             lines = None
-        elif "\n" not in text:
+        elif buf.count("\n", pos, end) == 0:
             lines = repeat(first)
-        elif text.count("{") == len(values) and set(map(type, values)) == {dict}:
-            newlines = list(map(str.count, text.split("{")[:-1], repeat("\n")))
+        elif buf.count("{", pos, end) == len(values) and set(map(type, values)) == {dict}:
+            newlines = list(map(str.count, buf[pos:end].split("{")[:-1], repeat("\n")))
             newlines[0] += first
             lines = accumulate(newlines)
         else:
