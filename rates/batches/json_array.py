@@ -21,7 +21,7 @@ import codecs
 import json
 import re
 from collections.abc import Iterable, Iterator
-from itertools import accumulate, chain, repeat
+from itertools import accumulate, chain, islice, repeat
 from typing import NoReturn
 
 from rates.batches.items import MAX_LINE, NESTED_TOO_DEEPLY, Item, Items, Stop, json_problem
@@ -94,9 +94,9 @@ class _JsonArray:
         elif buf.count("\n", pos, end) == 0:
             lines = repeat(first)
         elif buf.count("{", pos, end) == len(values) and set(map(type, values)) == {dict}:
-            newlines = list(map(str.count, buf[pos:end].split("{")[:-1], repeat("\n")))
-            newlines[0] += first
-            lines = accumulate(newlines)
+            # The text between the n-th and the next "{" holds the line breaks before the next element.
+            between = buf[pos:end].split("{")
+            lines = accumulate(map(str.count, islice(between, 1, len(values)), repeat("\n")), initial=first)
         else:
             lines = None
         if lines is None:

@@ -78,28 +78,21 @@ class Validator:
         def csv_line(item: Item) -> str:
             try:
                 orig, dest, day, price = item[1]
-            except (TypeError, ValueError):  # a Problem, or not four values
+                po, pd, pday = ports[orig], ports[dest], days[day]
+            except (TypeError, ValueError, KeyError):  # a Problem, not four values, an unknown value
                 return miss(item)
-            po = ports.get(orig)
-            pd = ports.get(dest)
-            pday = days.get(day)
-            if po and pd and pday:
-                pprice = prices.get(price) or csv_price(price)[0]
-                if pprice:
-                    return f"{po}\t{pd}\t{pday}\t{pprice}\n"
-            return miss(item)
+            pprice = prices.get(price) or csv_price(price)[0]
+            return f"{po}\t{pd}\t{pday}\t{pprice}\n" if pprice else miss(item)
 
         def json_line(item: Item) -> str:
             obj = item[1]
             if type(obj) is dict and len(obj) == 4:
                 try:
-                    po = ports.get(obj["orig_code"])
-                    pd = ports.get(obj["dest_code"])
-                    pday = days.get(obj["day"])
+                    po, pd, pday = ports[obj["orig_code"]], ports[obj["dest_code"]], days[obj["day"]]
                     price = obj["price"]
-                except (KeyError, TypeError):  # a field missing, or an unhashable value
+                except (KeyError, TypeError):  # a field missing, an unknown or unhashable value
                     return miss(item)
-                if po and pd and pday and type(price) is int:  # not True (== 1), nor 1.0
+                if type(price) is int:  # not True (== 1), nor 1.0
                     pprice = prices.get(price) or json_price(price)[0]
                     if pprice:
                         return f"{po}\t{pd}\t{pday}\t{pprice}\n"

@@ -5,6 +5,7 @@ at 100 plus the total."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
@@ -308,3 +309,22 @@ def test_a_value_too_deep_to_show_is_named_by_its_type():
     for _ in range(100_000):
         nested = [nested]
     assert shown(nested) == "<list nested too deeply>"
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("odd", [0.0, 0.2], ids=["flat", "mixed"])
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
+def test_json_array_items_carry_the_line_where_each_element_starts(seed, odd, chunk):
+    # Elements laid out irregularly (compact, indented, several per line, blank lines between),
+    # a share ``odd`` of them not flat rows (nested values, braces in strings, not objects): each
+    # item's line must be where its element starts, whichever way the parser decoded it.
+    rng = random.Random(seed)
+    shapes = [ROW, {**ROW, "price": {"nested": [1, {"x": 2}]}}, {**ROW, "day": "{}"}, 5, [ROW], {}]
+    text, expected = "[", []
+    for n in range(300):
+        value = rng.choice(shapes) if rng.random() < odd else {**ROW, "price": n + 1}
+        text += rng.choice(["", " ", "\n", "\n\n  "])
+        expected.append((text.count("\n") + 1, value))
+        text += json.dumps(value, indent=rng.choice([None, None, 1, 2])) + rng.choice(["", "\n"]) + ","
+    text = text[:-1] + "\n]"
+    assert list(parser("json")(text.encode()[i : i + chunk] for i in range(0, len(text), chunk))) == expected
