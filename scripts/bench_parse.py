@@ -16,6 +16,9 @@ are printed.
 
 When `ijson` is importable, the JSON array cases also run `ijson.items` (C backend yajl2_c) feeding
 the same validation, without any line numbers: the best case of a streaming JSON library.
+
+BENCH_PARSE_COUNT_ROWS=100000 also counts the instructions per row of both implementations with
+valgrind (cachegrind) on that many rows: a figure no other load on the machine moves.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import io
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -36,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = int(os.environ.get("BENCH_PARSE_ROWS", "1000000"))
 REPEAT = int(os.environ.get("BENCH_PARSE_REPEAT", "3"))
+COUNT_ROWS = int(os.environ.get("BENCH_PARSE_COUNT_ROWS", "0"))  # > 0: also count instructions (valgrind)
 CHUNK = 256 * 1024
 PORTS = [f"{a}{b}{n:03d}" for a in "ABCDEFGH" for b in "XYZ" for n in range(30)]  # 720 port codes
 CASES = {  # case -> (format, render)
@@ -123,6 +128,45 @@ def baseline_commit() -> str:
                           text=True).stdout.strip()
 
 
+def instructions_per_row(code_root: Path, fmt: str, path: Path, rows: int, empty: Path) -> float:
+    """Instructions the worker executes per row, counted by valgrind (cachegrind), less the
+    count of an empty body (interpreter start and imports); both passes counted."""
+
+    def count(body: Path) -> int:
+        out = subprocess.run(["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+                              sys.executable, __file__, "--worker", str(code_root), fmt, str(body), "stdlib"],
+                             check=True, capture_output=True, text=True).stderr
+        return int(re.search(r"I\s+refs:\s+([\d,]+)", out).group(1).replace(",", ""))  # type: ignore[union-attr]
+
+    return (count(path) - count(empty)) / (2 * rows)
+
+
+def measure(case: str, fmt: str, kind: str, tmp: Path, base: Path, with_ijson: bool) -> tuple:
+    path = tmp / f"body.{kind}"
+    path.write_bytes(render(kind, make_rows(ROWS, kind == "csv-distinct")))
+    old: list[float] = []
+    new: list[float] = []
+    extra: list[float] = []
+    for r in range(REPEAT):
+        pair = [(old, base), (new, ROOT)]
+        for figures, code in pair if r % 2 == 0 else pair[::-1]:
+            figures.append(run_worker(code, fmt, path))
+        if with_ijson and fmt == "json":
+            extra.append(run_worker(ROOT, fmt, path, "ijson"))
+    size = path.stat().st_size
+    path.unlink()
+    counts: tuple[float, ...] = ()
+    if COUNT_ROWS:
+        small, empty = tmp / f"small.{kind}", tmp / "empty"
+        small.write_bytes(render(kind, make_rows(COUNT_ROWS, kind == "csv-distinct")))
+        empty.write_bytes(b"")
+        counts = tuple(instructions_per_row(code, fmt, small, COUNT_ROWS, empty) for code in (base, ROOT))
+    print(f"  {case:<20} baseline {' '.join(f'{x:>9,.0f}' for x in old)}   "
+          f"now {' '.join(f'{x:>9,.0f}' for x in new)}" + (
+              f"   ijson {' '.join(f'{x:>9,.0f}' for x in extra)}" if extra else ""), flush=True)
+    return case, size, old, new, extra, counts
+
+
 def main() -> int:
     try:
         import ijson  # noqa: F401
@@ -138,31 +182,14 @@ def main() -> int:
         tarfile.open(fileobj=io.BytesIO(archive.stdout)).extractall(base, filter="data")
         print(f"parse + validate, rows per second of CPU time, {ROWS:,} rows, baseline {commit} vs this tree, "
               f"{REPEAT} runs each, load average {os.getloadavg()[0]:.2f}")
-        results = []
-        for case, (fmt, kind) in CASES.items():
-            path = Path(tmp) / f"body.{kind}"
-            path.write_bytes(render(kind, make_rows(ROWS, kind == "csv-distinct")))
-            old: list[float] = []
-            new: list[float] = []
-            extra: list[float] = []
-            for r in range(REPEAT):
-                pair = [(old, base), (new, ROOT)]
-                for figures, code in pair if r % 2 == 0 else pair[::-1]:
-                    figures.append(run_worker(code, fmt, path))
-                if with_ijson and fmt == "json":
-                    extra.append(run_worker(ROOT, fmt, path, "ijson"))
-            print(f"  {case:<20} baseline {' '.join(f'{x:>9,.0f}' for x in old)}   "
-                  f"now {' '.join(f'{x:>9,.0f}' for x in new)}" + (
-                      f"   ijson {' '.join(f'{x:>9,.0f}' for x in extra)}" if extra else ""))
-            results.append((case, path.stat().st_size, old, new, extra))
-            path.unlink()
+        results = [measure(case, fmt, kind, Path(tmp), base, with_ijson) for case, (fmt, kind) in CASES.items()]
     print(f"\n{'case':<20} {'MB':>6} {'baseline rows/s':>16} {'now rows/s':>11} {'now/baseline':>13} "
-          f"{'ijson rows/s':>13}")
-    for case, size, old, new, extra in results:
+          f"{'ijson rows/s':>13}" + ("   instructions/row: baseline, now" if COUNT_ROWS else ""))
+    for case, size, old, new, extra, counts in results:
         ratio = statistics.median(new) / statistics.median(old)
         ij = f"{statistics.median(extra):>13,.0f}" if extra else f"{'-':>13}"
         print(f"{case:<20} {size / 1e6:>6.1f} {statistics.median(old):>16,.0f} {statistics.median(new):>11,.0f} "
-              f"{ratio:>13.2f} {ij}")
+              f"{ratio:>13.2f} {ij}" + (f"   {counts[0]:,.0f}, {counts[1]:,.0f}" if counts else ""))
     return 0
 
 
