@@ -15,6 +15,7 @@ PORT_CODE = re.compile(r"[A-Z]{2}[A-Z0-9]{3}")
 REGION_SLUG = re.compile(r"[a-z][a-z0-9_]{0,63}")
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_PRICE = 2**31 - 1  # PostgreSQL integer
+PRICES = range(1, MAX_PRICE + 1)  # the valid prices: a positive integer that fits PostgreSQL's integer
 MAX_PRICE_DIGITS = len(str(MAX_PRICE))  # int() never sees more digits than this
 
 
@@ -59,12 +60,12 @@ def day_problem(value: Any) -> str | None:
 
 
 def price_problem(value: int) -> str | None:
-    """A price: a positive integer that fits PostgreSQL's integer."""
+    """A price: a positive integer that fits PostgreSQL's integer (``value in PRICES``)."""
+    if value in PRICES:
+        return None
     if value <= 0:
         return f"must be a positive integer, got {value}"
-    if value > MAX_PRICE:
-        return f"must be at most {MAX_PRICE}, got {shown(value)}"
-    return None
+    return f"must be at most {MAX_PRICE}, got {shown(value)}"
 
 
 def price_text_problem(text: str) -> str | None:

@@ -24,7 +24,7 @@ class CopyBlocks:
     def __init__(self, items: Items, validator: Validator, fmt: str, errors: Errors | None = None) -> None:
         self.errors = errors if errors is not None else Errors()
         self.rows = 0  # data rows seen so far, valid or not (for the row limit and the summary)
-        self._check = validator.checks(fmt)
+        self._check = validator.check(fmt)
         self._not_rows = 0  # problems that are not rows (text that is not UTF-8)
         self._blocks = self._run(map(validator.lookups(fmt, self._checked), items))
 

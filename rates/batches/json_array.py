@@ -28,6 +28,7 @@ from rates.batches.items import MAX_LINE, NESTED_TOO_DEEPLY, Item, Items, Stop, 
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
+_NOT_MARKS = bytes(c for c in range(256) if c not in b"{\n")  # deleted to count line breaks per element
 READ_AHEAD = 65536  # characters buffered before decoding, so an element rarely straddles two chunks
 
 
@@ -94,9 +95,10 @@ class _JsonArray:
         elif buf.count("\n", pos, end) == 0:
             lines = repeat(first)
         elif buf.count("{", pos, end) == len(values) and set(map(type, values)) == {dict}:
-            # The text between the n-th and the next "{" holds the line breaks before the next element.
-            between = buf[pos:end].split("{")
-            lines = accumulate(map(str.count, islice(between, 1, len(values)), repeat("\n")), initial=first)
+            # Keep only the "{" and line breaks of the run (as UTF-8, where both are one byte): the
+            # breaks between the n-th "{" and the next are those before the next element.
+            marks = buf[pos:end].encode().translate(None, _NOT_MARKS).split(b"{")
+            lines = accumulate(map(len, islice(marks, 1, len(values))), initial=first)
         else:
             lines = None
         if lines is None:

@@ -6,12 +6,13 @@ an ISO date YYYY-MM-DD; price is a positive integer that fits PostgreSQL's ``int
 (rates/rules.py states these rules, for ``GET /rates`` too). A valid row becomes one line of
 COPY text format.
 
-Each field's value maps to its COPY text through a dict: the port codes, and the days and prices
-already seen valid. A row whose codes and day are found there (nearly every row of a batch) costs
-dict lookups (``lookups``); its price too, or, the first time it is seen, the price rule, applied
-by the same method as in the full check (prices are too many to count on having seen each). Any
-other row goes to ``csv_check`` / ``json_check``: the one place that applies every rule, says what
-is wrong, and remembers a newly seen valid day.
+Each code, day and CSV price text maps to its COPY text through a dict: the port codes, and the
+days and price texts already seen valid. A row whose codes and day are found there (nearly every
+row of a batch) costs dict lookups (``lookups``), and its price one more, or a range lookup in
+``rules.PRICES`` for a JSON number; a CSV price text seen for the first time goes through its rule,
+applied by the same method as in the full check (prices are too many to count on having seen
+each). Any other row goes to ``csv_check`` / ``json_check``: the one place that applies every
+rule, says what is wrong, and remembers a newly seen valid day.
 """
 
 from __future__ import annotations
@@ -62,18 +63,19 @@ class Validator:
         # code -> its COPY text form (escaping is a no-op for real codes, kept for safety).
         self.ports = {code: copy_text(code) for code in port_codes}
         self.days: dict[str, str] = {}  # valid days seen -> COPY text
-        self.prices: dict[str | int, str] = {}  # valid prices seen (CSV text, JSON int) -> COPY text
+        self.prices: dict[str, str] = {}  # valid CSV price texts seen -> COPY text
 
-    def checks(self, fmt: str) -> Check:
+    def check(self, fmt: str) -> Check:
         """The full check of the rows of format ``fmt`` (see ``lookups``)."""
         return self.csv_check if fmt == "csv" else self.json_check
 
     def lookups(self, fmt: str, miss: Callable[[Item], str]) -> Callable[[Item], str]:
         """For an item ``(line, row)`` of format ``fmt``: the COPY line of a row whose codes and day
-        are known (dict lookups), else ``miss(item)``. A price not seen yet is checked by its rule
-        here, prices being too many to count on having seen each one."""
+        are known (dict lookups) and whose price is valid, else ``miss(item)``. A JSON price is
+        looked up in ``rules.PRICES``; a CSV price text not seen yet is checked by its rule here,
+        prices being too many to count on having seen each one."""
         ports, days, prices = self.ports, self.days, self.prices  # emptied in place, never replaced
-        csv_price, json_price = self._csv_price, self._json_price
+        csv_price, valid_prices = self._csv_price, rules.PRICES
 
         def csv_line(item: Item) -> str:
             try:
@@ -92,10 +94,8 @@ class Validator:
                     price = obj["price"]
                 except (KeyError, TypeError):  # a field missing, an unknown or unhashable value
                     return miss(item)
-                if type(price) is int:  # not True (== 1), nor 1.0
-                    pprice = prices.get(price) or json_price(price)[0]
-                    if pprice:
-                        return f"{po}\t{pd}\t{pday}\t{pprice}\n"
+                if type(price) is int and price in valid_prices:  # type: not True (== 1), nor 1.0
+                    return f"{po}\t{pd}\t{pday}\t{price}\n"
             return miss(item)
 
         return csv_line if fmt == "csv" else json_line
@@ -149,11 +149,12 @@ class Validator:
         problem = rules.price_text_problem(value)
         return _remembered(self.prices, value, problem, None if problem else value.lstrip("0"))
 
-    def _json_price(self, value: Any) -> Resolved:
+    @staticmethod
+    def _json_price(value: Any) -> Resolved:
         if type(value) is not int:
             return None, f"expected a positive integer, got {rules.shown(value)}"
         problem = rules.price_problem(value)
-        return _remembered(self.prices, value, problem, None if problem else str(value))
+        return (None, problem) if problem else (str(value), None)
 
 
 def _remembered(seen: dict[Any, str], value: Any, problem: str | None, text: str | None) -> Resolved:
