@@ -32,7 +32,8 @@ from psycopg_pool import PoolTimeout
 
 from rates.batches import store
 from rates.batches.body import Body, parse_encoding
-from rates.batches.formats import Tally, parse_media_type, parser
+from rates.batches.copy_blocks import CopyBlocks
+from rates.batches.formats import parse_media_type, parser
 from rates.batches.rows import Errors, Validator
 from rates.batches.watchdog import Watchdog
 from rates.errors import BadRequest, Conflict, Invalid, TooLarge, Unavailable
@@ -112,10 +113,9 @@ class Ingestor:
 
     def _ingest(self, body: Body, fmt: str, key: str) -> Outcome:
         errors = Errors()
-        tally = Tally()
         existing: tuple[Any, ...] | None = None
         rejected = False
-        blocks = None
+        batch: CopyBlocks | None = None
         watchdog: Watchdog | None = None
         timeout_ms = self.limits.statement_timeout_ms
         try:
@@ -134,12 +134,11 @@ class Ingestor:
                                     raise Unavailable("the batch with this key changed concurrently; retry")
                             else:
                                 ports = [code for (code,) in conn.execute(store.PORT_CODES)]
-                                validator = Validator(ports, errors)
-                                blocks = parser(fmt)(body.chunks(), validator, tally)
-                                self._copy(conn, blocks, errors, tally)
+                                batch = CopyBlocks(parser(fmt)(body.chunks()), Validator(ports), fmt, errors)
+                                self._copy(conn, batch)
                                 record = conn.execute(
                                     store.FINISH,
-                                    {"rows": tally.rows, "sha256": body.sha256, "batch_id": started[0]},
+                                    {"rows": batch.rows, "sha256": body.sha256, "batch_id": started[0]},
                                 ).fetchone()
                 except _Rejected:
                     rejected = True
@@ -162,40 +161,40 @@ class Ingestor:
         if existing is not None:
             return self._replay(body, existing)
         if rejected:
-            self._finish_parsing(blocks, tally)
-            raise Invalid(self._summary(errors, tally), errors.items, errors.total)
+            self._finish_parsing(batch)
+            raise Invalid(self._summary(errors, batch.rows if batch else 0), errors.items, errors.total)
         log.info("batch %s committed: %d rows, %d bytes", record[0], record[2], body.bytes)
         return Outcome(201, store.as_json(record))
 
-    def _copy(self, conn: psycopg.Connection[Any], blocks: Any, errors: Errors, tally: Tally) -> None:
+    def _copy(self, conn: psycopg.Connection[Any], batch: CopyBlocks) -> None:
         """Stream the valid rows into COPY; leave by _Rejected or TooLarge on the first problem."""
-        max_rows = self.limits.max_rows
         with conn.cursor() as cursor, cursor.copy(store.COPY_PRICES) as copy:
-            for block in blocks:
-                if errors:
-                    raise _Rejected
-                if tally.rows > max_rows:
-                    raise self._too_many_rows()
-                copy.write("".join(block))
-            if errors:
+            for text in batch.blocks():
+                self._check(batch)
+                if text:
+                    copy.write(text)
+            self._check(batch)
+            if batch.rows == 0:
+                batch.errors.add(None, None, "the batch has no rows")
                 raise _Rejected
-            if tally.rows > max_rows:
-                raise self._too_many_rows()
-            if tally.rows == 0:
-                errors.add(None, None, "the batch has no rows")
-                raise _Rejected
+
+    def _check(self, batch: CopyBlocks) -> None:
+        if batch.errors:
+            raise _Rejected
+        if batch.rows > self.limits.max_rows:
+            raise self._too_many_rows()
 
     def _too_many_rows(self) -> TooLarge:
         return TooLarge(f"the batch has more than {self.limits.max_rows} rows (BATCH_MAX_ROWS)")
 
-    def _finish_parsing(self, blocks: Any, tally: Tally) -> None:
+    def _finish_parsing(self, batch: CopyBlocks | None) -> None:
         """After a rollback: parse the rest of the body (no database) to count every error."""
-        if blocks is None:
+        if batch is None:
             return
-        for _ in blocks:
-            if tally.rows > self.limits.max_rows:
+        for _ in batch.blocks():
+            if batch.rows > self.limits.max_rows:
                 raise self._too_many_rows()
-        if tally.rows > self.limits.max_rows:
+        if batch.rows > self.limits.max_rows:
             raise self._too_many_rows()
 
     def _replay(self, body: Body, existing: tuple[Any, ...]) -> Outcome:
@@ -211,6 +210,6 @@ class Ingestor:
         return Outcome(200, record)
 
     @staticmethod
-    def _summary(errors: Errors, tally: Tally) -> str:
+    def _summary(errors: Errors, rows: int) -> str:
         shown = f" (the first {len(errors.items)} are listed)" if errors.total > len(errors.items) else ""
-        return f"{errors.total} error(s) in the batch of {tally.rows} row(s){shown}; nothing was written"
+        return f"{errors.total} error(s) in the batch of {rows} row(s){shown}; nothing was written"
