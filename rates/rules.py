@@ -15,11 +15,16 @@ PORT_CODE = re.compile(r"[A-Z]{2}[A-Z0-9]{3}")
 REGION_SLUG = re.compile(r"[a-z][a-z0-9_]{0,63}")
 ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_PRICE = 2**31 - 1  # PostgreSQL integer
+PRICES = range(1, MAX_PRICE + 1)  # the valid prices: a positive integer that fits PostgreSQL's integer
+MAX_PRICE_DIGITS = len(str(MAX_PRICE))  # int() never sees more digits than this
 
 
 def shown(value: Any, limit: int = 40) -> str:
     """``repr(value)``, cut to ``limit`` characters for an error message."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a JSON value nested deeper than repr goes
+        text = f"<{type(value).__name__} nested too deeply>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -55,9 +60,21 @@ def day_problem(value: Any) -> str | None:
 
 
 def price_problem(value: int) -> str | None:
-    """A price: a positive integer that fits PostgreSQL's integer."""
+    """A price: a positive integer that fits PostgreSQL's integer (``value in PRICES``)."""
+    if value in PRICES:
+        return None
     if value <= 0:
         return f"must be a positive integer, got {value}"
-    if value > MAX_PRICE:
-        return f"must be at most {MAX_PRICE}, got {shown(value)}"
-    return None
+    return f"must be at most {MAX_PRICE}, got {shown(value)}"
+
+
+def price_text_problem(text: str) -> str | None:
+    """A price written in text (CSV): ASCII digits, leading zeros allowed, whose value passes
+    ``price_problem``. Past ``MAX_PRICE_DIGITS`` significant digits the value is too large
+    without converting it (``int()`` refuses more than 4300 digits and is quadratic below)."""
+    if not (text.isascii() and text.isdigit()):
+        return f"expected a positive integer, got {shown(text)}"
+    digits = text.lstrip("0") or "0"
+    if len(digits) > MAX_PRICE_DIGITS:
+        return f"must be at most {MAX_PRICE}, got {digits if len(digits) <= 40 else digits[:37] + '...'}"
+    return price_problem(int(digits))

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 import psycopg
@@ -32,7 +32,8 @@ from psycopg_pool import PoolTimeout
 
 from rates.batches import store
 from rates.batches.body import Body, parse_encoding
-from rates.batches.formats import Tally, parse_media_type, parser
+from rates.batches.copy_blocks import CopyBlocks
+from rates.batches.formats import parse_media_type, parser
 from rates.batches.rows import Errors, Validator
 from rates.batches.watchdog import Watchdog
 from rates.errors import BadRequest, Conflict, Invalid, TooLarge, Unavailable
@@ -60,6 +61,27 @@ class Outcome:
 
 class _Rejected(Exception):
     """Leave the transaction (rolling it back) and report the errors collected."""
+
+
+@dataclass
+class _Attempt:
+    """What one attempt at a batch's transaction found and did."""
+
+    errors: Errors
+    existing: tuple[Any, ...] | None = None  # the record of the batch committed before with this key
+    batch: CopyBlocks | None = None
+    record: tuple[Any, ...] | None = None
+    rejected: bool = False
+    watchdog: Watchdog | None = None
+    committing: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def notice(self, diag: psycopg.errors.Diagnostic) -> None:
+        """A commit whose wait for the synchronous standbys was cancelled (a cancel, a terminated
+        session) is reported committed locally with a WARNING: on the primary only, so it must
+        not be acknowledged."""
+        if self.committing and diag.severity_nonlocalized == "WARNING":
+            self.warnings.append(diag.message_primary or "warning")
 
 
 def check_key(key: str | None) -> str:
@@ -111,46 +133,20 @@ class Ingestor:
             raise
 
     def _ingest(self, body: Body, fmt: str, key: str) -> Outcome:
-        errors = Errors()
-        tally = Tally()
-        existing: tuple[Any, ...] | None = None
-        rejected = False
-        blocks = None
-        watchdog: Watchdog | None = None
+        attempt = _Attempt(errors=Errors())
         timeout_ms = self.limits.statement_timeout_ms
         try:
             with self.connections.batch() as conn:
+                conn.add_notice_handler(attempt.notice)
                 try:
-                    with conn.transaction():
-                        pid, xact_start = conn.execute(
-                            "SELECT pg_backend_pid(), now(), set_config('statement_timeout', %s, true)",
-                            (f"{timeout_ms}ms",),
-                        ).fetchone()[:2]
-                        with Watchdog(self.connections.watchdog, pid, xact_start, timeout_ms) as watchdog:
-                            started = conn.execute(store.START, {"key": key}).fetchone()
-                            if started is None:
-                                existing = conn.execute(store.BY_KEY, {"key": key}).fetchone()
-                                if existing is None:  # pragma: no cover - the key's row vanished meanwhile
-                                    raise Unavailable("the batch with this key changed concurrently; retry")
-                            else:
-                                ports = [code for (code,) in conn.execute(store.PORT_CODES)]
-                                validator = Validator(ports, errors)
-                                blocks = parser(fmt)(body.chunks(), validator, tally)
-                                self._copy(conn, blocks, errors, tally)
-                                record = conn.execute(
-                                    store.FINISH,
-                                    {"rows": tally.rows, "sha256": body.sha256, "batch_id": started[0]},
-                                ).fetchone()
-                except _Rejected:
-                    rejected = True
-                except pg_errors.ForeignKeyViolation as exc:
-                    # A port of the batch was deleted between the start and the integrity check.
-                    detail = (exc.diag.message_detail or "").removeprefix("missing port codes: ")
-                    for code in filter(None, detail.split(",")):
-                        errors.add(None, None, f"port code {code!r} was deleted while the batch was loading")
-                    rejected = True
+                    self._transaction(conn, attempt, body, fmt, key)
+                finally:
+                    conn.remove_notice_handler(attempt.notice)
         except (psycopg.errors.QueryCanceled, psycopg.OperationalError, psycopg.InterfaceError) as exc:
-            if isinstance(exc, psycopg.errors.QueryCanceled) or (watchdog is not None and watchdog.fired):
+            if attempt.committing:
+                raise Unavailable("the connection was lost while the batch committed: it may be committed or not; "
+                                  "retry with the same Idempotency-Key to know") from exc
+            if isinstance(exc, psycopg.errors.QueryCanceled) or (attempt.watchdog and attempt.watchdog.fired):
                 raise Unavailable(
                     f"the batch did not finish within {timeout_ms} ms (BATCH_STATEMENT_TIMEOUT_MS); "
                     "nothing was written"
@@ -158,44 +154,79 @@ class Ingestor:
             raise Unavailable("the database is not reachable; nothing was written, retry with the same key") from exc
         except PoolTimeout as exc:
             raise Unavailable("no database connection available; retry with the same key") from exc
-
-        if existing is not None:
-            return self._replay(body, existing)
-        if rejected:
-            self._finish_parsing(blocks, tally)
-            raise Invalid(self._summary(errors, tally), errors.items, errors.total)
+        if attempt.warnings:
+            raise Unavailable(f"the batch is committed on the primary, but its copy on the standbys was not "
+                              f"confirmed ({attempt.warnings[0]}); retry with the same Idempotency-Key: the "
+                              "retry confirms it before answering")
+        if attempt.existing is not None:
+            return self._replay(body, attempt.existing)
+        if attempt.rejected:
+            self._finish_parsing(attempt.batch)
+            rows = attempt.batch.rows if attempt.batch else 0
+            raise Invalid(self._summary(attempt.errors, rows), attempt.errors.items, attempt.errors.total)
+        record = attempt.record
         log.info("batch %s committed: %d rows, %d bytes", record[0], record[2], body.bytes)
         return Outcome(201, store.as_json(record))
 
-    def _copy(self, conn: psycopg.Connection[Any], blocks: Any, errors: Errors, tally: Tally) -> None:
+    def _transaction(self, conn: psycopg.Connection[Any], attempt: _Attempt, body: Body, fmt: str, key: str) -> None:
+        """Record the key, stream the rows, check, commit; or find the batch committed before."""
+        timeout_ms = self.limits.statement_timeout_ms
+        try:
+            with conn.transaction():
+                pid, xact_start = conn.execute(store.BEGIN, (f"{timeout_ms}ms",)).fetchone()[:2]
+                with Watchdog(self.connections.watchdog, pid, xact_start, timeout_ms) as attempt.watchdog:
+                    started = conn.execute(store.START, {"key": key}).fetchone()
+                    if started is None:
+                        attempt.existing = conn.execute(store.BY_KEY, {"key": key}).fetchone()
+                        if attempt.existing is None:  # pragma: no cover - the key's row vanished meanwhile
+                            raise Unavailable("the batch with this key changed concurrently; retry")
+                    else:
+                        ports = [code for (code,) in conn.execute(store.PORT_CODES)]
+                        attempt.batch = CopyBlocks(parser(fmt)(body.chunks()), Validator(ports), fmt, attempt.errors)
+                        self._copy(conn, attempt.batch)
+                        attempt.record = conn.execute(
+                            store.FINISH,
+                            {"rows": attempt.batch.rows, "sha256": body.sha256, "batch_id": started[0]},
+                        ).fetchone()
+                attempt.committing = True  # the COMMIT runs as the block ends
+        except _Rejected:
+            attempt.rejected = True
+        except pg_errors.ForeignKeyViolation as exc:
+            # A port of the batch was deleted between the start and the integrity check.
+            detail = (exc.diag.message_detail or "").removeprefix("missing port codes: ")
+            for code in filter(None, detail.split(",")):
+                attempt.errors.add(None, None, f"port code {code!r} was deleted while the batch was loading")
+            attempt.rejected = True
+
+    def _copy(self, conn: psycopg.Connection[Any], batch: CopyBlocks) -> None:
         """Stream the valid rows into COPY; leave by _Rejected or TooLarge on the first problem."""
-        max_rows = self.limits.max_rows
         with conn.cursor() as cursor, cursor.copy(store.COPY_PRICES) as copy:
-            for block in blocks:
-                if errors:
-                    raise _Rejected
-                if tally.rows > max_rows:
-                    raise self._too_many_rows()
-                copy.write("".join(block))
-            if errors:
+            for text in batch.blocks():
+                self._check(batch)
+                if text:
+                    copy.write(text)
+            self._check(batch)
+            if batch.rows == 0:
+                batch.errors.add(None, None, "the batch has no rows")
                 raise _Rejected
-            if tally.rows > max_rows:
-                raise self._too_many_rows()
-            if tally.rows == 0:
-                errors.add(None, None, "the batch has no rows")
-                raise _Rejected
+
+    def _check(self, batch: CopyBlocks) -> None:
+        if batch.errors:
+            raise _Rejected
+        if batch.rows > self.limits.max_rows:
+            raise self._too_many_rows()
 
     def _too_many_rows(self) -> TooLarge:
         return TooLarge(f"the batch has more than {self.limits.max_rows} rows (BATCH_MAX_ROWS)")
 
-    def _finish_parsing(self, blocks: Any, tally: Tally) -> None:
+    def _finish_parsing(self, batch: CopyBlocks | None) -> None:
         """After a rollback: parse the rest of the body (no database) to count every error."""
-        if blocks is None:
+        if batch is None:
             return
-        for _ in blocks:
-            if tally.rows > self.limits.max_rows:
+        for _ in batch.blocks():
+            if batch.rows > self.limits.max_rows:
                 raise self._too_many_rows()
-        if tally.rows > self.limits.max_rows:
+        if batch.rows > self.limits.max_rows:
             raise self._too_many_rows()
 
     def _replay(self, body: Body, existing: tuple[Any, ...]) -> Outcome:
@@ -211,6 +242,6 @@ class Ingestor:
         return Outcome(200, record)
 
     @staticmethod
-    def _summary(errors: Errors, tally: Tally) -> str:
+    def _summary(errors: Errors, rows: int) -> str:
         shown = f" (the first {len(errors.items)} are listed)" if errors.total > len(errors.items) else ""
-        return f"{errors.total} error(s) in the batch of {tally.rows} row(s){shown}; nothing was written"
+        return f"{errors.total} error(s) in the batch of {rows} row(s){shown}; nothing was written"

@@ -2,35 +2,41 @@
 
 A row is valid when it has exactly the fields orig_code, dest_code, day and price; both codes
 are ports (the set of port codes is read once at the start of the batch's transaction); day is
-an ISO date YYYY-MM-DD; price is a positive integer that fits PostgreSQL's ``integer``. A valid
-row becomes one line of COPY text format. The common case (a valid row) takes a few dict
-lookups; the detailed checks that word an error message only run for invalid rows.
+an ISO date YYYY-MM-DD; price is a positive integer that fits PostgreSQL's ``integer``
+(rates/rules.py states these rules, for ``GET /rates`` too). A valid row becomes one line of
+COPY text format.
+
+Each code, day and CSV price text maps to its COPY text through a dict: the port codes, and the
+days and price texts already seen valid. A row whose codes and day are found there (nearly every
+row of a batch) costs dict lookups (``lookups``), and its price one more, or a range lookup in
+``rules.PRICES`` for a JSON number; a CSV price text seen for the first time goes through its rule,
+applied by the same method as in the full check (prices are too many to count on having seen
+each). Any other row goes to ``csv_check`` / ``json_check``: the one place that applies every
+rule, says what is wrong, and remembers a newly seen valid day.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
-from datetime import date
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from rates import rules
+from rates.batches.items import Item
 
 FIELDS = ("orig_code", "dest_code", "day", "price")
 MAX_ERRORS = 100  # errors listed in a 422; the total is always counted
-MAX_PRICE = 2**31 - 1  # PostgreSQL integer
-PORT_CODE = re.compile(r"[A-Z]{2}[A-Z0-9]{3}")
-ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-DAY_CACHE_SIZE = 100_000
+MAX_PRICE = rules.MAX_PRICE
+SEEN_SIZE = 100_000  # days or prices remembered; past it the memory starts again (only slower)
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+Problems = list[tuple[str | None, str]]  # (field or None, message)
+Resolved = tuple[str | None, str | None]  # (COPY text, None) or (None, problem)
+Check = Callable[[Any], "str | Problems"]
 
 
 def copy_text(value: str) -> str:
     """``value`` escaped for COPY's text format."""
     return value.translate(_COPY_ESCAPES)
-
-
-def _shown(value: Any, limit: int = 40) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Errors:
@@ -51,128 +57,111 @@ class Errors:
 
 
 class Validator:
-    """Turns rows into COPY text lines, recording why any row is invalid."""
+    """Turns rows into COPY text lines, or says what is wrong with them."""
 
-    def __init__(self, port_codes: Iterable[str], errors: Errors | None = None) -> None:
+    def __init__(self, port_codes: Iterable[str]) -> None:
         # code -> its COPY text form (escaping is a no-op for real codes, kept for safety).
         self.ports = {code: copy_text(code) for code in port_codes}
-        self.errors = errors if errors is not None else Errors()
-        self.days: dict[str, str] = {}  # day strings already checked -> COPY text form
+        self.days: dict[str, str] = {}  # valid days seen -> COPY text
+        self.prices: dict[str, str] = {}  # valid CSV price texts seen -> COPY text
 
-    # ---- rows whose values are strings (CSV) ----
+    def check(self, fmt: str) -> Check:
+        """The full check of the rows of format ``fmt`` (see ``lookups``)."""
+        return self.csv_check if fmt == "csv" else self.json_check
 
-    def strings(self, line: int, orig: str, dest: str, day: str, price: str) -> str | None:
-        """COPY line for a row of four strings, or None after recording its errors."""
-        po = self.ports.get(orig)
-        pd = self.ports.get(dest)
-        pday = self.days.get(day)
-        # Fast path: up to 9 ASCII digits without a leading zero is always within 1..MAX_PRICE.
-        if (
-            po is not None
-            and pd is not None
-            and pday is not None
-            and price.isdigit()
-            and price.isascii()
-            and len(price) < 10
-            and price[0] != "0"
-        ):
-            return f"{po}\t{pd}\t{pday}\t{price}\n"
-        ok = self._port(line, "orig_code", orig) & self._port(line, "dest_code", dest)
-        ok = self._day(line, day) & ok
-        number = self._price_string(line, price)
-        if not ok or number is None:
-            return None
-        return f"{self.ports[orig]}\t{self.ports[dest]}\t{self.days[day]}\t{number}\n"
+    def lookups(self, fmt: str, miss: Callable[[Item], str]) -> Callable[[Item], str]:
+        """For an item ``(line, row)`` of format ``fmt``: the COPY line of a row whose codes and day
+        are known (dict lookups) and whose price is valid, else ``miss(item)``. A JSON price is
+        looked up in ``rules.PRICES``; a CSV price text not seen yet is checked by its rule here,
+        prices being too many to count on having seen each one."""
+        ports, days, prices = self.ports, self.days, self.prices  # emptied in place, never replaced
+        csv_price, valid_prices = self._csv_price, rules.PRICES
 
-    def _price_string(self, line: int, price: str) -> int | None:
-        if not (price.isascii() and price.isdigit()):
-            self.errors.add(line, "price", f"expected a positive integer, got {_shown(price)}")
-            return None
-        return self._price_range(line, int(price))
-
-    # ---- rows parsed from JSON ----
-
-    def mapping(self, line: int, obj: Any) -> str | None:
-        """COPY line for a JSON object, or None after recording its errors."""
-        return self.mapping_fast(obj) or self._mapping_slow(line, obj)
-
-    def mapping_fast(self, obj: Any) -> str | None:
-        """COPY line for a JSON object that is valid with known days, else None (nothing recorded)."""
-        if type(obj) is dict and len(obj) == 4:
+        def csv_line(item: Item) -> str:
             try:
-                po = self.ports.get(obj["orig_code"])
-                pd = self.ports.get(obj["dest_code"])
-                pday = self.days.get(obj["day"])
-                price = obj["price"]
-            except (KeyError, TypeError):  # a field missing, or an unhashable value
-                return None
-            if po is not None and pd is not None and pday is not None and type(price) is int \
-                    and 0 < price <= MAX_PRICE:
-                return f"{po}\t{pd}\t{pday}\t{price}\n"
-        return None
+                orig, dest, day, price = item[1]
+                po, pd, pday = ports[orig], ports[dest], days[day]
+            except (TypeError, ValueError, KeyError):  # a Problem, not four values, an unknown value
+                return miss(item)
+            pprice = prices.get(price) or csv_price(price)[0]
+            return f"{po}\t{pd}\t{pday}\t{pprice}\n" if pprice else miss(item)
 
-    def _mapping_slow(self, line: int, obj: Any) -> str | None:
+        def json_line(item: Item) -> str:
+            obj = item[1]
+            if type(obj) is dict and len(obj) == 4:
+                try:
+                    po, pd, pday = ports[obj["orig_code"]], ports[obj["dest_code"]], days[obj["day"]]
+                    price = obj["price"]
+                except (KeyError, TypeError):  # a field missing, an unknown or unhashable value
+                    return miss(item)
+                if type(price) is int and price in valid_prices:  # type: not True (== 1), nor 1.0
+                    return f"{po}\t{pd}\t{pday}\t{price}\n"
+            return miss(item)
+
+        return csv_line if fmt == "csv" else json_line
+
+    # ---- the rules, applied once per row that missed a lookup ----
+
+    def csv_check(self, row: list[str]) -> str | Problems:
+        """The COPY line of a row of CSV values, or its problems."""
+        if len(row) != len(FIELDS):
+            return [(None, f"expected {len(FIELDS)} values ({','.join(FIELDS)}), got {len(row)}")]
+        return self._fields(dict(zip(FIELDS, row, strict=True)), self._csv_price)
+
+    def json_check(self, obj: Any) -> str | Problems:
+        """The COPY line of a decoded JSON value, or its problems."""
         if type(obj) is not dict:
-            self.errors.add(line, None, f"expected an object with the fields {', '.join(FIELDS)}")
-            return None
-        before = self.errors.total
-        for name in FIELDS:
-            if name not in obj:
-                self.errors.add(line, name, "missing field")
-        for name in obj:
-            if name not in FIELDS:
-                self.errors.add(line, str(name)[:64], "unexpected field")
-        if "orig_code" in obj:
-            self._port(line, "orig_code", obj["orig_code"])
-        if "dest_code" in obj:
-            self._port(line, "dest_code", obj["dest_code"])
-        if "day" in obj:
-            self._day(line, obj["day"])
-        if "price" in obj:
-            price = obj["price"]
-            if type(price) is not int:
-                self.errors.add(line, "price", f"expected a positive integer, got {_shown(price)}")
-            else:
-                self._price_range(line, price)
-        if self.errors.total != before:
-            return None
-        ports = self.ports
-        return f"{ports[obj['orig_code']]}\t{ports[obj['dest_code']]}\t{self.days[obj['day']]}\t{obj['price']}\n"
+            return [(None, f"expected an object with the fields {', '.join(FIELDS)}")]
+        problems: Problems = [(name, "missing field") for name in FIELDS if name not in obj]
+        problems += [(str(name)[:64], "unexpected field") for name in obj if name not in FIELDS]
+        line = self._fields(obj, self._json_price)
+        return line if not problems else problems + ([] if isinstance(line, str) else line)
 
-    # ---- detailed checks (invalid rows, and the first sight of each day) ----
+    def _fields(self, values: dict[str, Any], price: Callable[[Any], Resolved]) -> str | Problems:
+        """Check the four fields present in ``values``, in order; the COPY line if all are good."""
+        texts: list[str] = []
+        problems: Problems = []
+        for name, resolve in (("orig_code", self._port), ("dest_code", self._port), ("day", self._day),
+                              ("price", price)):
+            if name in values:
+                text, problem = resolve(values[name])
+                if problem is None:
+                    texts.append(text)  # type: ignore[arg-type]
+                else:
+                    problems.append((name, problem))
+        if problems or len(texts) != len(FIELDS):
+            return problems
+        return "\t".join(texts) + "\n"
 
-    def _port(self, line: int, field: str, value: Any) -> bool:
-        if isinstance(value, str) and value in self.ports:
-            return True
-        if not isinstance(value, str):
-            self.errors.add(line, field, f"expected a port code string, got {_shown(value)}")
-        elif not PORT_CODE.fullmatch(value):
-            self.errors.add(line, field, f"expected a port code like CNGGZ, got {_shown(value)}")
-        else:
-            self.errors.add(line, field, f"unknown port code {value!r}: not in ports")
-        return False
+    # Each returns (COPY text, None) for a good value, or (None, what is wrong with it); a day or
+    # price found good is remembered for the lookups.
 
-    def _day(self, line: int, value: Any) -> bool:
-        if isinstance(value, str) and value in self.days:
-            return True
-        if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
-            self.errors.add(line, "day", f"expected an ISO date YYYY-MM-DD, got {_shown(value)}")
-            return False
-        try:
-            date.fromisoformat(value)
-        except ValueError:
-            self.errors.add(line, "day", f"not a valid date: {value!r}")
-            return False
-        if len(self.days) >= DAY_CACHE_SIZE:  # bounded: start again (only slower)
-            self.days = {}
-        self.days[value] = value
-        return True
+    def _port(self, value: Any) -> Resolved:
+        text = self.ports.get(value) if isinstance(value, str) else None
+        if text is not None:
+            return text, None
+        return None, rules.port_code_problem(value) or f"unknown port code {value!r}: not in ports"
 
-    def _price_range(self, line: int, price: int) -> int | None:
-        if price <= 0:
-            self.errors.add(line, "price", f"must be a positive integer, got {price}")
-            return None
-        if price > MAX_PRICE:
-            self.errors.add(line, "price", f"must be at most {MAX_PRICE}, got {price}")
-            return None
-        return price
+    def _day(self, value: Any) -> Resolved:
+        return _remembered(self.days, value, rules.day_problem(value), value)
+
+    def _csv_price(self, value: str) -> Resolved:
+        problem = rules.price_text_problem(value)
+        return _remembered(self.prices, value, problem, None if problem else value.lstrip("0"))
+
+    @staticmethod
+    def _json_price(value: Any) -> Resolved:
+        if type(value) is not int:
+            return None, f"expected a positive integer, got {rules.shown(value)}"
+        problem = rules.price_problem(value)
+        return (None, problem) if problem else (str(value), None)
+
+
+def _remembered(seen: dict[Any, str], value: Any, problem: str | None, text: str | None) -> Resolved:
+    """``(text, None)`` after remembering ``value`` as valid, or ``(None, problem)``."""
+    if problem is not None:
+        return None, problem
+    if len(seen) >= SEEN_SIZE:  # bounded: start again (only slower)
+        seen.clear()
+    seen[value] = text  # type: ignore[assignment]
+    return text, None

@@ -8,8 +8,14 @@ from typing import Any
 COLUMNS = "batch_id, key, rows, sha256, received_at, committed_at, duration_ms"
 FIELDS = tuple(COLUMNS.split(", "))
 
-# First statement of a batch's transaction. A concurrent transaction holding the same key makes
-# this wait on the unique index until it ends; if it committed, nothing is inserted here.
+# Opens a batch's transaction: its backend (for the watchdog), its start, its time limit, and
+# commits that wait until the synchronous standbys (if any) have applied them: a batch answered
+# 201 is on them and visible to every later read through them.
+BEGIN = """SELECT pg_backend_pid(), now(), set_config('statement_timeout', %s, true),
+                  set_config('synchronous_commit', 'remote_apply', true)"""
+
+# Then the key. A concurrent transaction holding the same key makes this wait on the unique
+# index until it ends; if it committed, nothing is inserted here.
 START = "INSERT INTO public.batches (key) VALUES (%(key)s) ON CONFLICT (key) DO NOTHING RETURNING batch_id"
 
 # Last statement before COMMIT: the batch's figures.
@@ -23,7 +29,9 @@ WHERE batch_id = %(batch_id)s
 RETURNING {COLUMNS}
 """
 
-BY_KEY = f"SELECT {COLUMNS} FROM public.batches WHERE key = %(key)s AND committed_at IS NOT NULL"
+# The record of a batch committed before, locked: the lock is written to the WAL, so the replay's
+# own commit waits for the synchronous standbys, and that wait covers the batch's commit.
+BY_KEY = f"SELECT {COLUMNS} FROM public.batches WHERE key = %(key)s AND committed_at IS NOT NULL FOR UPDATE"
 BY_ID = f"SELECT {COLUMNS} FROM public.batches WHERE batch_id = %(batch_id)s AND committed_at IS NOT NULL"
 # Newest first, by arrival (batch_id); ``after`` is the last batch_id of the previous page.
 PAGE = f"""

@@ -172,6 +172,23 @@ def test_invalid_rows_are_422_with_line_and_field_and_nothing_is_written(stack, 
     assert prices_on(stack, day) == [10, 11]
 
 
+@pytest.mark.parametrize("kind", ["csv price of 5000 digits", "json nested 5000 deep"])
+def test_oversized_numbers_and_deep_nesting_are_422_at_their_line(stack, token, ports, kind):
+    day = fresh_day()
+    row = {"orig_code": ports[0], "dest_code": ports[1], "day": day, "price": 5}
+    if kind.startswith("csv"):
+        body, ctype = csv_rows(ports, day, [5]) + f"{ports[0]},{ports[1]},{day},{'9' * 5000}\n", "text/csv"
+        expected = {"line": 3, "field": "price", "message": f"must be at most 2147483647, got {'9' * 37}..."}
+    else:
+        body = "[" + json.dumps(row) + ",\n" + '{"price": ' + "[" * 5000 + "]" * 5000 + "}]"
+        ctype = "application/json"
+        expected = {"line": 2, "field": None, "message": "invalid JSON: nested too deeply"}
+    response = post(stack, token, body, ctype=ctype)
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [expected]
+    assert prices_on(stack, day) == []
+
+
 def test_errors_are_capped_at_100_with_the_total(stack, token, ports):
     day = fresh_day()
     body = HEADER + "".join(f"{ports[0]},{ports[1]},{day},-{n}\n" for n in range(1, 251))

@@ -1,15 +1,20 @@
-"""rates.batches.formats and rows: CSV, NDJSON and JSON arrays parsed incrementally into COPY
-lines, every invalid row reported with its line and field, the list capped at 100 plus the total."""
+"""rates.batches.formats, json_array, rows and copy_blocks: CSV, NDJSON and JSON arrays parsed
+incrementally into COPY lines, every invalid row reported with its line and field, the list capped
+at 100 plus the total."""
 
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 
-from rates.batches.formats import MAX_LINE, Tally, parse_media_type, parser
+from rates.batches.copy_blocks import CopyBlocks
+from rates.batches.formats import MAX_LINE, parse_media_type, parser
+from rates.batches.items import Problem
 from rates.batches.rows import MAX_PRICE, Errors, Validator
 from rates.errors import UnsupportedMedia
+from rates.rules import shown
 
 PORTS = ("CNGGZ", "EETLL", "NLRTM")
 HEADER = "orig_code,dest_code,day,price\n"
@@ -19,10 +24,9 @@ def run(fmt: str, text: str | bytes, chunk: int = 7) -> tuple[list[str], Errors,
     """Parse ``text`` fed in chunks of ``chunk`` bytes (small, to cut lines and values anywhere)."""
     data = text.encode() if isinstance(text, str) else text
     chunks = (data[i : i + chunk] for i in range(0, len(data), chunk))
-    validator = Validator(PORTS)
-    tally = Tally()
-    lines = [line for block in parser(fmt)(chunks, validator, tally) for line in block]
-    return lines, validator.errors, tally.rows
+    batch = CopyBlocks(parser(fmt)(chunks), Validator(PORTS), fmt)
+    lines = [line for block in batch.blocks() for line in block.splitlines(keepends=True)]
+    return lines, batch.errors, batch.rows
 
 
 def errors_of(fmt: str, text: str | bytes, chunk: int = 7) -> list[tuple]:
@@ -163,10 +167,9 @@ def test_ndjson_fast_path_never_merges_lines_into_a_valid_row():
     first = json.dumps(ROW) + "\n"
     second = '{"orig_code":"CNGGZ","dest_code":"EETLL"\n"day":"2021-01-31","price":5}\n' + \
         json.dumps(ROW) + "," + json.dumps(ROW) + "\n"
-    validator = Validator(PORTS)
-    blocks = list(parser("ndjson")([first.encode(), second.encode()], validator, Tally()))
-    assert blocks == [[COPY_LINE], []]
-    assert [e["line"] for e in validator.errors.items] == [2, 3, 4]
+    batch = CopyBlocks(parser("ndjson")([first.encode(), second.encode()]), Validator(PORTS), "ndjson")
+    assert list(batch.blocks()) == [COPY_LINE]
+    assert [e["line"] for e in batch.errors.items] == [2, 3, 4]
 
 
 def test_json_array_errors_give_the_line_where_the_element_starts():
@@ -267,3 +270,61 @@ def test_a_quoted_value_over_several_lines_is_an_error_not_a_joined_value():
 def test_dates_need_ascii_digits():
     errors = errors_of("csv", HEADER + "CNGGZ,EETLL,２０２１-０１-３１,5\n")
     assert errors == [(2, "day", "expected an ISO date YYYY-MM-DD, got '２０２１-０１-３１'")]
+
+
+def test_parsers_only_yield_numbered_rows_and_problems():
+    text = HEADER + "CNGGZ,EETLL,2021-01-31,5\n\nCNGGZ,\"x\"y,2021-01-31,5\nprice,day,dest_code,orig_code,extra\n"
+    items = list(parser("csv")([text.encode()]))
+    assert [line for line, _ in items] == [2, 4, 5]
+    assert items[0][1] == ["CNGGZ", "EETLL", "2021-01-31", "5"]
+    problem = items[1][1]
+    assert isinstance(problem, Problem) and problem.message.startswith("invalid CSV") and problem.row
+    assert items[2][1] == ["price", "day", "dest_code", "orig_code", "extra"]  # judged by the validation
+    *_, (line, last) = parser("json")([b'[{"a": 1}, 7 8]'])
+    assert line == 1 and last.final and not last.row and "expected ','" in last.message
+
+
+@pytest.mark.parametrize("digits", [4301, 100_000])
+def test_a_csv_price_of_thousands_of_digits_is_an_error_at_its_line(digits):
+    # int() refuses more than 4300 digits (ValueError) and is slow below: never called on them.
+    text = HEADER + f"CNGGZ,EETLL,2021-01-31,{'9' * digits}\nCNGGZ,EETLL,2021-01-31,{'0' * digits}7\n"
+    lines, errors, rows = run("csv", text, chunk=65536)
+    assert [(e["line"], e["field"], e["message"]) for e in errors.items] == [
+        (2, "price", f"must be at most {MAX_PRICE}, got {'9' * 37}...")]
+    assert lines == ["CNGGZ\tEETLL\t2021-01-31\t7\n"] and rows == 2
+
+
+@pytest.mark.parametrize("depth", [5_000, 200_000])
+def test_json_nested_thousands_of_levels_deep_is_an_error_at_its_line(depth):
+    deep = "[" * depth + "]" * depth
+    ndjson = json.dumps(ROW) + "\n" + deep + "\n" + '{"orig_code": ' + deep + "}\n" + json.dumps(ROW) + "\n"
+    assert errors_of("ndjson", ndjson, chunk=1 << 20) == [
+        (2, None, "invalid JSON: nested too deeply"), (3, None, "invalid JSON: nested too deeply")]
+    array = "[" + json.dumps(ROW) + ",\n" + '{"orig_code": ' + deep + "}, " + json.dumps(ROW) + "]"
+    assert errors_of("json", array, chunk=1 << 20) == [(2, None, "invalid JSON: nested too deeply")]
+
+
+def test_a_value_too_deep_to_show_is_named_by_its_type():
+    nested: list = []
+    for _ in range(100_000):
+        nested = [nested]
+    assert shown(nested) == "<list nested too deeply>"
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("odd", [0.0, 0.2], ids=["flat", "mixed"])
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
+def test_json_array_items_carry_the_line_where_each_element_starts(seed, odd, chunk):
+    # Elements laid out irregularly (compact, indented, several per line, blank lines between),
+    # a share ``odd`` of them not flat rows (nested values, braces in strings, not objects): each
+    # item's line must be where its element starts, whichever way the parser decoded it.
+    rng = random.Random(seed)
+    shapes = [ROW, {**ROW, "price": {"nested": [1, {"x": 2}]}}, {**ROW, "day": "{}"}, 5, [ROW], {}]
+    text, expected = "[", []
+    for n in range(300):
+        value = rng.choice(shapes) if rng.random() < odd else {**ROW, "price": n + 1}
+        text += rng.choice(["", " ", "\n", "\n\n  "])
+        expected.append((text.count("\n") + 1, value))
+        text += json.dumps(value, indent=rng.choice([None, None, 1, 2])) + rng.choice(["", "\n"]) + ","
+    text = text[:-1] + "\n]"
+    assert list(parser("json")(text.encode()[i : i + chunk] for i in range(0, len(text), chunk))) == expected
