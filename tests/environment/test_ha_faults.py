@@ -65,7 +65,7 @@ def test_a_replica_killed_costs_no_read_and_writes_go_on(ha):
         time.sleep(2)
         ha.kill(replica)
         killed_at = time.monotonic()
-        time.sleep(10)
+        time.sleep(8)
     after_kill = [b for b in traffic.acknowledged() if b.acknowledged_at > killed_at + 5]
     report("replica killed", traffic)
     assert traffic.failed_reads() == []
@@ -81,7 +81,7 @@ def test_an_etcd_member_killed_is_not_seen_by_clients(ha):
     with Traffic(ha, f"etcd-{uuid.uuid4().hex[:6]}") as traffic:
         time.sleep(2)
         ha.kill("etcd2")
-        time.sleep(8)
+        time.sleep(5)
     report("etcd member killed", traffic)
     assert traffic.failed_reads() == []
     assert traffic.write_gaps() == [], "a batch had to be retried"
@@ -145,7 +145,7 @@ def test_a_planned_switchover_costs_no_read(ha):
     with Traffic(ha, f"switch-{uuid.uuid4().hex[:6]}") as traffic:
         time.sleep(2)
         ha.run("make", "--no-print-directory", "switchover")
-        time.sleep(6)
+        time.sleep(4)
     report("switchover", traffic)
     assert ha.leader() != before
     assert traffic.failed_reads() == []
@@ -161,7 +161,7 @@ def test_the_primary_killed_is_replaced_and_rejoins_as_a_replica(ha):
         time.sleep(2)
         ha.kill(primary)
         wait_until(lambda: ha.new_leader(primary), 60, "a new primary")
-        time.sleep(5)
+        time.sleep(3)
     report("primary killed", traffic)
     assert traffic.failed_reads() == []
     assert traffic.write_gaps(), "no batch met the failover"
