@@ -262,3 +262,31 @@ def test_reads_keep_their_latency_during_a_burst_of_uploads(ha):
     # The target is a p99 under 50 ms (`make bench-ha` measures it); this bound only catches
     # reads queued behind uploads again, on a shared machine.
     assert p99 < 250, f"read p99 {p99:.0f} ms during the burst"
+
+
+def test_a_batch_whose_standby_wait_is_cancelled_is_not_acknowledged(ha):
+    """Both standbys stopped: strict synchronous mode makes every commit wait. Cancelling that
+    wait leaves the batch committed on the primary alone, so it must not get a 201; its retry,
+    once a standby is back, is acknowledged (200) and the batch is on every node."""
+    all_streaming(ha)
+    primary = ha.leader()
+    standbys = [n for n in NODES if n != primary]
+    key, day, results = f"unconfirmed-{uuid.uuid4().hex[:6]}", "2305-01-01", []
+    for node in standbys:
+        ha.compose("stop", node)
+    try:
+        thread = threading.Thread(target=upload, args=(ha, key, 100, day, results))
+        thread.start()
+        pid = wait_until(lambda: ha.sql(primary, "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep' "
+                                                  "AND application_name = 'rates'"), 30, "a commit waiting")
+        ha.sql(primary, f"SELECT pg_cancel_backend({pid})")
+        thread.join(timeout=60)
+    finally:
+        for node in standbys:
+            ha.compose("start", node)
+    assert results == [503], results
+    all_streaming(ha)
+    upload(ha, key, 100, day, results)
+    assert results[1] == 200
+    for node in NODES:
+        assert ha.sql(node, f"SELECT count(*) FROM prices WHERE day = '{day}'") == "100", node
