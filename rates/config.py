@@ -1,18 +1,10 @@
-"""Configuration of the rates service: every setting, its default, and where it comes from.
-
-Each setting NAME is looked up, first match wins, in:
-
-1. the process environment: ``NAME``;
-2. a file named by the environment: ``NAME_FILE`` (Docker secrets, Kubernetes secret volumes);
-3. the ``.env`` file (path from ``RATES_ENV_FILE``, default ``.env`` in the working directory),
-   which may hold ``NAME`` or ``NAME_FILE`` too;
-4. the secrets directory (``RATES_SECRETS_DIR``, default ``/run/secrets``): a file named ``name``
-   in lower case, for settings marked secret;
-5. the default below: this module is the one place of the service's defaults.
-
-An empty value counts as unset, so compose can pass ``${NAME:-}`` through without restating the
-default. A value that does not parse stops start-up with a ``ConfigError`` naming the variable.
-``.env.example`` at the top of the repository documents every variable.
+"""Configuration of the rates service: every setting and its default (the one place of the
+service's defaults; .env.example documents them). Each setting NAME comes from, first match
+wins: the environment (NAME); the file NAME_FILE names; the .env file (RATES_ENV_FILE, default
+./.env, NAME or NAME_FILE); for secret settings, the file ``name`` of the secrets directory
+(RATES_SECRETS_DIR, default /run/secrets); the default. An empty value counts as unset, so
+compose passes ``${NAME:-}`` without restating defaults. A bad value stops start-up with a
+``ConfigError`` naming the variable.
 """
 
 from __future__ import annotations
@@ -24,7 +16,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv.parser import parse_stream
-from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -40,6 +40,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_DIR = PACKAGE_DIR.parent
 DEFAULT_ENV_FILE = ".env"
 DEFAULT_SECRETS_DIR = "/run/secrets"
+MIN_TOKEN = 32  # characters of a bearer token: guessing one is out of reach
 
 
 class ConfigError(ValueError):
@@ -54,14 +55,8 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-class _Secret:
-    """Marks a setting as secret: masked by ``redacted()``, also read from the secrets directory."""
-
-    def __repr__(self) -> str:
-        return "SECRET"
-
-
-SECRET = _Secret()
+# Masked by ``redacted()``; also read from the secrets directory.
+SECRETS = frozenset({"DB_PASSWORD", "INGEST_TOKEN"})
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Level = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(lambda v: str(v).strip().upper())]
 # A relative path is taken from the project folder (the folder holding db/ and rates/).
@@ -86,7 +81,7 @@ class Settings(BaseSettings):
     DB_PORT: int = Field(5432, ge=1, le=65535, description="PostgreSQL TCP port")
     DB_NAME: Text = Field("rates", description="database holding ports, regions and prices")
     DB_USER: Text = Field("postgres", description="database role the service connects as")
-    DB_PASSWORD: Annotated[str, SECRET] = Field("", description="password of DB_USER (prefer DB_PASSWORD_FILE)")
+    DB_PASSWORD: str = Field("", description="password of DB_USER (prefer DB_PASSWORD_FILE)")
     DB_SSLMODE: Text = Field("prefer", description="libpq sslmode (disable, prefer, require, verify-full)")
     DB_CONNECT_TIMEOUT: int = Field(3, ge=1, le=600, description="seconds to wait when opening a connection")
     DB_STATEMENT_TIMEOUT_MS: int = Field(5000, ge=0, description="server-side statement timeout, 0 = none")
@@ -120,7 +115,7 @@ class Settings(BaseSettings):
     MIGRATE_WAIT_SECONDS: float = _seconds(60.0, 0, "how long migrate waits for the database to accept connections")
 
     # Batch ingestion.
-    INGEST_TOKEN: Annotated[str, SECRET] = Field(
+    INGEST_TOKEN: str = Field(
         "", description="bearer token(s) for POST /batches, comma-separated; empty = ingestion disabled"
     )
     BATCH_MAX_ROWS: int = Field(2_000_000, ge=1, description="most rows in one batch (413 beyond)")
@@ -133,6 +128,13 @@ class Settings(BaseSettings):
     BATCH_DB_CONNECTIONS: int = Field(
         4, ge=1, le=1000, description="connections each worker may open for batches, apart from the read pool"
     )
+
+    @field_validator("INGEST_TOKEN")
+    @classmethod
+    def _long_tokens(cls, value: str) -> str:
+        if any(len(token) < MIN_TOKEN for token in value.replace(",", " ").split()):
+            raise ValueError(f"each token must have at least {MIN_TOKEN} characters (make env writes 64)")
+        return value
 
     @model_validator(mode="after")
     def _pool_bounds(self) -> Settings:
@@ -159,9 +161,8 @@ class Settings(BaseSettings):
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict with secrets masked, for logging."""
-        fields = type(self).model_fields
-        return {name: "***" if SECRET in f.metadata and getattr(self, name) else getattr(self, name)
-                for name, f in fields.items()}
+        return {name: "***" if name in SECRETS and getattr(self, name) else getattr(self, name)
+                for name in type(self).model_fields}
 
 
 def _read_file(path: str | Path, variable: str) -> str:
@@ -222,7 +223,7 @@ class _SecretsDir(SecretsSettingsSource):
         return super().__call__() if Path(str(self.secrets_dir)).is_dir() else {}
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        if SECRET not in field.metadata:
+        if field_name not in SECRETS:
             return None, field_name, False
         try:
             return super().get_field_value(field, field_name)

@@ -117,9 +117,9 @@ def test_secrets_directory_is_used_for_secret_settings_only(tmp_path):
 def test_secrets_directory_can_be_named_in_dotenv(tmp_path):
     secrets = tmp_path / "secrets"
     secrets.mkdir()
-    (secrets / "ingest_token").write_text("tok")
+    (secrets / "ingest_token").write_text("t" * 32)
     (tmp_path / ".env").write_text(f"RATES_SECRETS_DIR={secrets}\n")
-    assert load({}).INGEST_TOKEN == "tok"
+    assert load({}).INGEST_TOKEN == "t" * 32
 
 
 def test_dotenv_file_is_read_and_environment_wins(tmp_path):
@@ -191,7 +191,7 @@ def test_settings_are_immutable():
 
 
 def test_redacted_masks_secrets():
-    s = load({"DB_PASSWORD": "hunter2", "INGEST_TOKEN": "tok"})
+    s = load({"DB_PASSWORD": "hunter2", "INGEST_TOKEN": "t" * 32})
     assert s.redacted()["DB_PASSWORD"] == s.redacted()["INGEST_TOKEN"] == "***"
     assert "hunter2" not in repr(s.redacted())
     assert s.redacted()["DB_HOST"] == "localhost"
@@ -225,3 +225,11 @@ def test_reads_may_go_to_another_server():
     assert (reads["host"], reads["port"]) == ("replicas", "5001")
     same = load({"DB_HOST": "one", "DB_PORT": "5432"})
     assert same.conninfo(reads=True) == same.conninfo()
+
+
+@pytest.mark.parametrize("tokens", ["short", f"{'a' * 32},{'b' * 31}"])
+def test_a_short_ingest_token_stops_start_up_without_showing_it(tokens):
+    with pytest.raises(ConfigError) as caught:
+        load({"INGEST_TOKEN": tokens})
+    assert str(caught.value).startswith("INGEST_TOKEN: each token must have at least 32 characters")
+    assert "short" not in str(caught.value) and "b" * 31 not in str(caught.value)
