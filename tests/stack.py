@@ -91,8 +91,10 @@ class Stack:
     def inspect(self, service: str) -> dict:
         return json.loads(run(["docker", "inspect", self.container_id(service)]).stdout)[0]
 
-    def get(self, path: str, timeout: float = 10) -> requests.Response:
-        return requests.get(self.api_url + path, timeout=timeout)
+    def get(self, path: str, timeout: float = 10, token: str | None = None) -> requests.Response:
+        """GET ``path``; with ``token``, as a bearer (the /batches records need one)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.get(self.api_url + path, timeout=timeout, headers=headers)
 
     def wait_for(self, path: str, status: int = 200, within: float = 60) -> requests.Response:
         """Poll the API until ``path`` answers ``status``; fail after ``within`` seconds."""

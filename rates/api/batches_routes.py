@@ -2,7 +2,8 @@
 
 - ``POST /batches``: bearer token, ``Idempotency-Key``, body streamed (rates.batches.ingest).
 - ``GET /batches/<batch_id>`` and ``GET /batches?limit=&after=``: committed batches, newest
-  first; ``after`` is the ``next_after`` of the previous page. Reads need no token.
+  first; ``after`` is the ``next_after`` of the previous page. Reads need the token too: the
+  records show idempotency keys, which often name customers or files.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def blueprint(components: Components) -> Blueprint:
 
     @bp.get("/batches/<int:batch_id>")
     def get_batch(batch_id: int) -> Response:
+        auth.check(request.headers.get("Authorization"))
         rows = reads.fetch_all(store.BY_ID, {"batch_id": batch_id}) if batch_id <= MAX_BATCH_ID else []
         if not rows:
             raise NotFound(f"no committed batch {batch_id}")
@@ -64,6 +66,7 @@ def blueprint(components: Components) -> Blueprint:
 
     @bp.get("/batches")
     def list_batches() -> Response:
+        auth.check(request.headers.get("Authorization"))
         args = query_arguments(request.query_string.decode("latin-1"))
         limit = bounded_int(args, "limit", DEFAULT_PAGE, 1, MAX_PAGE)
         after = bounded_int(args, "after", None, 1, MAX_BATCH_ID)

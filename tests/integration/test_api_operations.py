@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack import DOCUMENTED_QUERY, ROOT, server_workers
+from tests.stack import DOCUMENTED_QUERY, ROOT, dotenv_ingest_token, server_workers
 
 
 def metric(text: str, name: str, **labels: str) -> float:
@@ -127,6 +127,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(stack, tmp_p
     schemathesis = Path(sys.executable).parent / "schemathesis"
     proc = subprocess.run(
         [str(schemathesis), "run", f"{stack.api_url}/openapi.json", "--checks", "all",
+         "--header", f"Authorization: Bearer {dotenv_ingest_token()}",
          "--exclude-checks", "positive_data_acceptance", "--max-examples", "60", "--seed", "20210131",
          "--request-timeout", "10", "--report-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=300,

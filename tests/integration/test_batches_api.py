@@ -88,7 +88,7 @@ def test_csv_batch_is_committed_and_recorded(stack, token, ports):
     assert response.headers["Location"] == f"/batches/{record['batch_id']}"
     assert prices_on(stack, day) == [100, 200, 300]
     assert batch_with_key(stack, key) == [(record["batch_id"], 3)]
-    assert stack.get(f"/batches/{record['batch_id']}").json() == record
+    assert stack.get(f"/batches/{record['batch_id']}", token=dotenv_ingest_token()).json() == record
 
 
 def as_ndjson(ports: list[str], day: str, prices: list[int]) -> str:
@@ -250,26 +250,36 @@ def test_list_is_newest_first_and_pages_with_after(stack, token, ports):
     for _ in range(3):
         response = post(stack, token, csv_rows(ports, fresh_day(), [1]))
         ids.append(response.json()["batch_id"])
-    page = stack.get("/batches?limit=2").json()
+    page = stack.get("/batches?limit=2", token=token).json()
     assert [b["batch_id"] for b in page["batches"]] == [ids[2], ids[1]]
     assert page["next_after"] == ids[1]
-    following = stack.get(f"/batches?limit=2&after={page['next_after']}").json()
+    following = stack.get(f"/batches?limit=2&after={page['next_after']}", token=token).json()
     assert following["batches"][0]["batch_id"] == ids[0]
     assert all(set(b) == FIELDS for b in page["batches"] + following["batches"])
-    everything = stack.get("/batches?limit=1000").json()
+    everything = stack.get("/batches?limit=1000", token=token).json()
     listed = [b["batch_id"] for b in everything["batches"]]
     assert listed == sorted(listed, reverse=True)
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "after=-1", "after=1.5"])
-def test_bad_list_parameters_are_400(stack, query):
-    response = stack.get(f"/batches?{query}")
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=x", "after=-1", "after=1.5",
+                                   "after=9223372036854775808"])
+def test_bad_list_parameters_are_400(stack, token, query):
+    response = stack.get(f"/batches?{query}", token=token)
     assert response.status_code == 400 and "error" in response.json()
 
 
-def test_unknown_batch_is_404(stack):
-    response = stack.get("/batches/999999999")
+def test_unknown_batch_is_404(stack, token):
+    response = stack.get("/batches/999999999", token=token)
     assert response.status_code == 404 and "error" in response.json()
+
+
+@pytest.mark.parametrize("path", ["/batches", "/batches/1"])
+def test_batch_records_need_the_token(stack, token, path):
+    """The records show idempotency keys, which often name customers or files."""
+    missing = stack.get(path)
+    assert missing.status_code == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert stack.get(path, token="x" * 40).status_code == 403
+    assert stack.get(path, token=token).status_code in (200, 404)
 
 
 def test_data_version_is_bumped_once_per_committed_batch(stack, token, ports):

@@ -109,7 +109,7 @@ def test_batches_at_once_with_reads_all_commit(stack, route):
     assert [count_on(stack, day) for day in days] == [rows] * len(days)
     ids = [r.json()["batch_id"] for r in responses]
     assert len(set(ids)) == len(days)
-    listed = {b["batch_id"] for b in stack.get("/batches?limit=1000").json()["batches"]}
+    listed = {b["batch_id"] for b in stack.get("/batches?limit=1000", token=dotenv_ingest_token()).json()["batches"]}
     assert set(ids) <= listed
     assert reads and set(reads) == {200}
 

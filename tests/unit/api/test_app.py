@@ -12,6 +12,8 @@ from rates.config import load
 from rates.reads.service import RatesService
 from tests.fakes import FakeReads
 
+TOKEN = "t" * 32
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
 RATES = "/rates?date_from=2021-01-01&date_to=2021-01-31&orig_code=CNGGZ&dest_code=EETLL"
 
 
@@ -23,7 +25,8 @@ def reads() -> FakeReads:
 @pytest.fixture
 def client(reads, monkeypatch):
     monkeypatch.setenv("RATES_ENV_FILE", "/dev/null")
-    settings = load({"RATES_ENV_FILE": "/dev/null", "RATES_SECRETS_DIR": "/nonexistent", "LOG_ACCESS_BUFFER": "0"})
+    settings = load({"RATES_ENV_FILE": "/dev/null", "RATES_SECRETS_DIR": "/nonexistent", "LOG_ACCESS_BUFFER": "0",
+                     "INGEST_TOKEN": TOKEN})
     components = Components(settings=settings, reads=reads, batch_pools=None,  # type: ignore[arg-type]
                             rates=RatesService(reads, 16), ingestor=Ingestor(None, Limits(10, 1000, 0)))  # type: ignore[arg-type]
     return create_app(components).test_client()
@@ -55,11 +58,12 @@ def test_head_has_no_body(client):
         ("/nope", "GET", 404, None),
         ("/healthz", "POST", 405, None),
         ("/batches?limit=0", "GET", 400, "limit: must be between 1 and 1000"),
-        ("/batches", "POST", 403, "batch ingestion is disabled: no INGEST_TOKEN is configured on the server"),
+        ("/batches", "POST", 403, "the bearer token is not accepted"),
     ],
 )
 def test_every_error_is_json_with_a_message(client, path, method, status, message):
-    response = client.open(path, method=method)
+    headers = {"Authorization": "Bearer " + "x" * 32} if method == "POST" else BEARER
+    response = client.open(path, method=method, headers=headers)
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/json"
     assert set(response.json) == {"error"}
@@ -72,7 +76,7 @@ def test_every_error_is_json_with_a_message(client, path, method, status, messag
 def test_an_unreachable_database_is_a_503_to_retry(client, reads):
     reads.down = True
     for path in (RATES, "/readyz", "/batches"):
-        response = client.get(path)
+        response = client.get(path, headers=BEARER)
         assert response.status_code == 503, path
         assert response.headers["Retry-After"] == "1"
         assert response.json["error"].startswith("service unavailable: ")
@@ -84,7 +88,7 @@ def test_an_unexpected_error_is_a_500_that_tells_nothing_of_the_internals(client
 
     reads.fetch_all = broken
     for path in (RATES, "/batches"):
-        response = client.get(path)
+        response = client.get(path, headers=BEARER)
         assert (response.status_code, response.json) == (500, {"error": "internal server error"}), path
 
 
