@@ -145,7 +145,8 @@ def _read_data_version(conn: psycopg.Connection) -> int:
     if conn.broken:
         raise psycopg.OperationalError("connection lost")
     sqlstate = (result.error_field(SQLSTATE) or b"").decode()
-    raise DatabaseUnavailable(f"database error: {sqlstate or 'unknown'}")
+    log.warning("data version read failed: %s", (result.error_message or b"").decode(errors="replace").strip())
+    raise DatabaseUnavailable(f"database error: {sqlstate or 'unknown'}")  # the server's text stays in the log
 
 
 class BatchPools:

@@ -86,3 +86,27 @@ def test_other_errors_are_not_turned_into_503s():
     with pytest.raises(ZeroDivisionError):
         reads_over(pool)._retrying(run)
     assert pool.returned == [bug]
+
+
+def test_a_database_error_reaches_the_client_as_its_sqlstate_only():
+    """The server's own text (here: a missing table's name) goes to the log, never in the 503."""
+    from psycopg import pq
+
+    from rates.db.pools import _read_data_version
+
+    class Result:
+        status = pq.ExecStatus.FATAL_ERROR
+        error_message = b'ERROR:  relation "data_version" does not exist'
+
+        def error_field(self, field):
+            return b"42P01" if field == pq.DiagnosticField.SQLSTATE else None
+
+    class Conn:
+        broken = False
+
+        class pgconn:  # noqa: N801 - stands for the attribute of a psycopg connection
+            exec_prepared = staticmethod(lambda name, params: Result())
+
+    with pytest.raises(DatabaseUnavailable) as caught:
+        _read_data_version(Conn())  # type: ignore[arg-type]
+    assert str(caught.value) == "service unavailable: database error: 42P01"
