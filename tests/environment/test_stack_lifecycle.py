@@ -5,6 +5,7 @@ These tests drive docker compose and run after the integration tier (see tests/c
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -255,3 +256,17 @@ def test_dockerfiles_pass_hadolint():
     assert "rates/Dockerfile" in files
     result = run([hadolint, *files], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("variable", ["POSTGRES_IMAGE", "PYTHON_IMAGE"])
+def test_local_stand_ins_carry_their_security_updates(stack, variable):
+    """Where no registry is reachable the base images are built from Debian packages: from the
+    release, its -updates and its -security suites, upgraded (scripts/build-stand-ins)."""
+    images = json.loads(stack.compose("config", "--format", "json").stdout)
+    image = images["services"]["db"]["image"] if variable == "POSTGRES_IMAGE" else \
+        images["services"]["api"]["build"]["args"]["PYTHON_IMAGE"]
+    if not image.startswith("rates-local/"):
+        pytest.skip(f"{variable} is {image}, an official image")
+    sources = run(["docker", "run", "--rm", "--entrypoint", "cat", image, "/etc/apt/sources.list"]).stdout
+    suites = {line.split()[2] for line in sources.splitlines() if line.startswith("deb ")}
+    assert any(s.endswith("-security") for s in suites) and any(s.endswith("-updates") for s in suites), sources
