@@ -13,7 +13,7 @@ PY := $(VENV)/bin/python
 
 help: ## list the commands
 	@echo "rates: make COMMAND"
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-15s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 bootstrap: ## prepare this machine (root): Docker engine, Compose v2, local base images if no registry
 	scripts/bootstrap
@@ -75,11 +75,12 @@ deploy: ## roll the HA stack's API replicas to a freshly built image, one at a t
 bench-ha: venv ## HA figures: failovers (5 kills), switchover gap, read throughput with 1 and 2 API replicas
 	$(PY) scripts/bench_ha.py
 
-lint: venv ## hadolint every Dockerfile, validate compose.yaml, ruff the Python code
+lint: venv ## hadolint every Dockerfile, validate compose.yaml and compose.ha.yaml, ruff the Python code
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	$(COMPOSE) config --quiet
+	scripts/ha-compose config --quiet
 	$(VENV)/bin/ruff check rates tests scripts tools
-	@echo "lint: Dockerfiles, compose.yaml and Python code are clean"
+	@echo "lint: Dockerfiles, both compose files and the Python code are clean"
 
 test: venv ## run the whole test suite (unit, integration, environment) against real containers
 	$(VENV)/bin/pytest
