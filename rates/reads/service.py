@@ -62,10 +62,10 @@ class RatesService:
             if seen is not None and seen >= version:
                 return Answer(seen, None)
             if cached:
-                body = self.cache.get(key, version)
-                if body is not None:
+                entry = self.cache.get(key, version)
+                if entry is not None:
                     metrics.child(metrics.CACHE, "hit").inc()
-                    return Answer(version, body)
+                    return Answer(*entry)
                 metrics.child(metrics.CACHE, "stale").inc()
         if self.cache.enabled and not cached:
             metrics.child(metrics.CACHE, "miss").inc()

@@ -89,3 +89,12 @@ def test_a_replica_behind_the_clients_version_does_not_send_it_older_data():
 def test_an_empty_range_has_no_version():
     answer = RatesService(FakeReads(rows=[]), cache_size=10).answer_versioned(QUERY)
     assert (answer.version, answer.body) == (None, b'{"rates":[]}')
+
+
+def test_a_replica_behind_the_cached_version_is_served_the_cached_newer_answer():
+    reads = FakeReads(version=9)
+    service = RatesService(reads, cache_size=10)
+    service.answer_versioned(QUERY)
+    reads.version = 8  # the next request reaches a replica that has not replayed version 9 yet
+    answer = service.answer_versioned(QUERY)
+    assert answer.version == 9 and len(reads.queries) == 1
