@@ -140,7 +140,7 @@ def test_health_and_readiness(stack):
 
 
 def test_the_etag_is_the_data_version_and_if_none_match_answers_304_until_it_changes(stack):
-    url = stack.api_url + DOCUMENTED_QUERY
+    url = f"{stack.api_url}/rates?{DOCUMENTED_QUERY}"
     first = requests.get(url, timeout=10)
     tag = first.headers["ETag"]
     with stack.connect() as conn:
