@@ -43,7 +43,7 @@ def render_rates(rows: list[tuple]) -> bytes:
 
 
 class RatesService:
-    """Cached answers are served only at the data version they were computed at (rates.reads.cache)."""
+    """Cached answers are never served once the data version changed (rates.reads.cache)."""
 
     def __init__(self, db: ReadPool, cache_size: int) -> None:
         self.db = db
