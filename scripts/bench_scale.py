@@ -20,7 +20,10 @@ off on the tables measured so that its WAL is not counted). Then, each batch bei
      and bumps data_version: each phase timed;
   4. what the pieces cost readers: one route over 366 days, BENCH_SCALE_READS random queries, on
      prices, on the partitioned table, and on it again with 20 more pieces attached;
-  5. what a batch_id column with its index costs a COPY, and a DELETE of one batch by it.
+  5. what a batch_id column with a B-tree index costs a COPY, and a DELETE of one batch by it; the
+     same with a BRIN index instead.
+
+BENCH_SCALE_BATCH=50000 gives the figures of a median batch (the design plans WAL with them).
 
 Runs its own compose project (BENCH_SCALE_PROJECT, default rates-bench-scale; API port 3391,
 database 5691), started from nothing, removed afterwards (BENCH_KEEP=1 keeps it). Needs about
