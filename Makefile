@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: up-ha down-ha reset-ha ps-ha switchover failover-drill deploy bench-ha
 .PHONY: help bootstrap env build up down reset logs ps psql lint test bench bench-up lock dump venv clean docs \
-        ingest bench-ingest
+        ingest bench-ingest bench-scale
 
 help: ## list the commands
 	@echo "rates: make COMMAND"
@@ -95,6 +95,9 @@ ingest: ## load a batch file into the running stack's API container: make ingest
 
 bench-ingest: venv ## batch ingestion benchmark (50k and 1M rows): COPY limit, naive inserts, POST /batches
 	$(PY) scripts/bench_ingest.py
+
+bench-scale: venv ## ingestion at scale (30 M rows): load rate, WAL per row, the attach path, its cost to reads
+	$(PY) scripts/bench_scale.py
 
 bench-up: ## measure `make up` time (first build and cached) and the API and migrate image sizes
 	$(PY) scripts/bench_up.py

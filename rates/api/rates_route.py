@@ -2,11 +2,15 @@
 
 query string -> validated query (rates.api.params) -> RatesService (exact cache, database).
 Errors have the JSON shape of every other route (rates.api.responses).
+
+The ETag of an answer is the data version it was computed at ("42"); If-None-Match with that
+version, or a newer one, is answered 304 without running the query (rates.reads.service).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
@@ -24,6 +28,15 @@ ROUTE = "/rates"
 # The pool gauges are sampled at most this often by the hot path (and at every /metrics scrape).
 POOL_SAMPLE_SECONDS = 0.25
 STATUS_LINES = {status.value: f"{status.value} {status.phrase.upper()}" for status in HTTPStatus}
+# An entity tag this route issued: a data version, quoted, weak or not (If-None-Match compares weakly).
+VERSION_TAG = re.compile(r'\s*(?:W/)?"([0-9]{1,18})"\s*')
+
+
+def newest_version(if_none_match: str | None) -> int | None:
+    """The newest data version among the entity tags of an If-None-Match header; tags this
+    route did not issue (and "*") are ignored."""
+    versions = [int(m.group(1)) for tag in (if_none_match or "").split(",") if (m := VERSION_TAG.fullmatch(tag))]
+    return max(versions, default=None)
 
 
 class RatesEndpoint:
@@ -42,8 +55,13 @@ class RatesEndpoint:
             if method not in ("GET", "HEAD"):
                 raise MethodNotAllowed(f"method {method} not allowed on {ROUTE}", ["GET", "HEAD"])
             args = query_arguments(environ.get("QUERY_STRING", ""))
-            status, headers, body = 200, [("Content-Type", JSON)], self.service.answer(
-                rates_query(args, self.max_range_days))
+            answer = self.service.answer_versioned(rates_query(args, self.max_range_days),
+                                                   newest_version(environ.get("HTTP_IF_NONE_MATCH")))
+            tag = [("ETag", f'"{answer.version}"')] if answer.version is not None else []
+            if answer.body is None:
+                start_response(STATUS_LINES[304], tag)
+                return []
+            status, headers, body = 200, [("Content-Type", JSON), *tag], answer.body
         except ServiceError as exc:
             if exc.status >= 500:
                 log.warning("%d: %s (%s)", exc.status, exc, exc.__cause__)

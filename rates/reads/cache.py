@@ -2,9 +2,12 @@
 
 The data version (table data_version, migration 0002) is bumped in the same transaction as
 every write to prices, ports or regions, by any writer. A request reads the current version
-(one indexed single-row read) and serves a cached body only when it was computed at that very
-version; otherwise it runs the query, which returns the version of its own snapshot, and
-stores the result under it. A result older than the last committed change is never served.
+(one indexed single-row read) and serves a cached body when it was computed at that version or
+a newer one; otherwise it runs the query, which returns the version of its own snapshot, and
+stores the result under it. A result older than the version read is never served. Serving a
+newer one is what keeps a worker's answers monotonic, and its cache useful, when its reads are
+spread over replicas at different replay points: the lagging replica does not evict the entry
+the replica ahead computed, and its older answer is not served after the newer one.
 """
 
 from __future__ import annotations
@@ -26,14 +29,14 @@ class VersionedCache:
     def enabled(self) -> bool:
         return self.max_entries > 0
 
-    def get(self, key: Hashable, version: int) -> bytes | None:
-        """The body stored for ``key`` if it was computed at ``version``, else None."""
+    def get(self, key: Hashable, version: int) -> tuple[int, bytes] | None:
+        """(its version, the body) stored for ``key`` if computed at ``version`` or later, else None."""
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None or entry[0] != version:
+            if entry is None or entry[0] < version:
                 return None
             self._entries.move_to_end(key)
-            return entry[1]
+            return entry
 
     def has(self, key: Hashable) -> bool:
         return key in self._entries

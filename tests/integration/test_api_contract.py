@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+import requests
 
 from tests.stack import DOCUMENTED_QUERY
 
@@ -136,3 +137,25 @@ def test_root_answers_the_original_greeting(stack):
 def test_health_and_readiness(stack):
     assert stack.get("/healthz").json() == {"status": "ok"}
     assert stack.get("/readyz").json() == {"status": "ready"}
+
+
+def test_the_etag_is_the_data_version_and_if_none_match_answers_304_until_it_changes(stack):
+    url = f"{stack.api_url}/rates?{DOCUMENTED_QUERY}"
+    first = requests.get(url, timeout=10)
+    tag = first.headers["ETag"]
+    with stack.connect() as conn:
+        assert tag == f'"{conn.execute("SELECT version FROM data_version").fetchone()[0]}"'
+    same = requests.get(url, headers={"If-None-Match": tag}, timeout=10)
+    assert (same.status_code, same.content, same.headers["ETag"]) == (304, b"", tag)
+    assert requests.get(url, headers={"If-None-Match": '"1", ' + tag}, timeout=10).status_code == 304
+
+    with stack.connect() as conn:  # a write that changes no price still makes a new version
+        conn.execute("UPDATE ports SET name = name WHERE code = 'CNGGZ'")
+        conn.commit()
+    changed = requests.get(url, headers={"If-None-Match": tag}, timeout=10)
+    assert changed.status_code == 200 and changed.json() == first.json()
+    assert int(changed.headers["ETag"].strip('"')) > int(tag.strip('"'))
+    # A copy newer than what this server has (a client that read a replica further ahead):
+    # not modified, never an older answer.
+    ahead = f'"{int(changed.headers["ETag"].strip(chr(34))) + 1000}"'
+    assert requests.get(url, headers={"If-None-Match": ahead}, timeout=10).status_code == 304

@@ -63,3 +63,38 @@ def test_an_unreachable_database_is_raised_as_such():
     reads.down = True
     with pytest.raises(DatabaseUnavailable):
         RatesService(reads, cache_size=10).answer(QUERY)
+
+
+def test_a_client_holding_the_current_version_gets_no_body_and_no_query_runs():
+    reads = FakeReads(version=7)
+    service = RatesService(reads, cache_size=10)
+    assert service.answer_versioned(QUERY).version == 7
+    answer = service.answer_versioned(QUERY, seen=7)
+    assert (answer.version, answer.body) == (7, None)
+    assert (len(reads.queries), reads.version_reads) == (1, 1)
+
+
+def test_a_client_holding_an_older_version_gets_the_new_answer_and_its_version():
+    reads = FakeReads(version=8)
+    answer = RatesService(reads, cache_size=0).answer_versioned(QUERY, seen=7)
+    assert answer.version == 8 and orjson.loads(answer.body)["rates"][0]["count"] == 3
+
+
+def test_a_replica_behind_the_clients_version_does_not_send_it_older_data():
+    reads = FakeReads(version=5)
+    answer = RatesService(reads, cache_size=10).answer_versioned(QUERY, seen=9)
+    assert (answer.version, answer.body, len(reads.queries)) == (9, None, 0)
+
+
+def test_an_empty_range_has_no_version():
+    answer = RatesService(FakeReads(rows=[]), cache_size=10).answer_versioned(QUERY)
+    assert (answer.version, answer.body) == (None, b'{"rates":[]}')
+
+
+def test_a_replica_behind_the_cached_version_is_served_the_cached_newer_answer():
+    reads = FakeReads(version=9)
+    service = RatesService(reads, cache_size=10)
+    service.answer_versioned(QUERY)
+    reads.version = 8  # the next request reaches a replica that has not replayed version 9 yet
+    answer = service.answer_versioned(QUERY)
+    assert answer.version == 9 and len(reads.queries) == 1
