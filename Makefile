@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: up-ha down-ha reset-ha ps-ha switchover failover-drill deploy bench-ha
 .PHONY: help bootstrap env build up down reset logs ps psql lint test bench bench-up lock dump venv clean docs \
-        ingest bench-ingest bench-scale
+        ingest bench-ingest bench-scale audit bench-hostile
 
 help: ## list the commands
 	@echo "rates: make COMMAND"
@@ -85,6 +85,9 @@ lint: venv ## hadolint every Dockerfile, validate compose.yaml and compose.ha.ya
 test: venv ## run the whole test suite (unit, integration, environment) against real containers
 	$(VENV)/bin/pytest
 
+audit: venv ## pip-audit the locked dependencies; says so in one line (exit 0) when no advisory source answers
+	$(PY) scripts/audit.py $(AUDIT_FLAGS)
+
 bench: ## read-path benchmark: API (wrk) against the database's own limit (pgbench), same queries
 	$(PY) scripts/bench_api.py
 
@@ -98,6 +101,9 @@ bench-ingest: venv ## batch ingestion benchmark (50k and 1M rows): COPY limit, n
 
 bench-scale: venv ## ingestion at scale (30 M rows): load rate, WAL per row, the attach path, its cost to reads
 	$(PY) scripts/bench_scale.py
+
+bench-hostile: venv ## gzip ratios of real batches; time to refuse 1 GiB gzip bombs, before and now (DB_PORT=...)
+	$(PY) scripts/bench_hostile.py
 
 bench-up: ## measure `make up` time (first build and cached) and the API and migrate image sizes
 	$(PY) scripts/bench_up.py

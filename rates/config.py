@@ -56,7 +56,7 @@ def cpu_count() -> int:
 
 
 # Masked by ``redacted()``; also read from the secrets directory.
-SECRETS = frozenset({"DB_PASSWORD", "INGEST_TOKEN"})
+SECRETS = frozenset({"DB_PASSWORD", "DB_READ_PASSWORD", "DB_INGEST_PASSWORD", "INGEST_TOKEN"})
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Level = Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(lambda v: str(v).strip().upper())]
 # A relative path is taken from the project folder (the folder holding db/ and rates/).
@@ -80,8 +80,12 @@ class Settings(BaseSettings):
     DB_HOST: Text = Field("localhost", description="PostgreSQL host name or address")
     DB_PORT: int = Field(5432, ge=1, le=65535, description="PostgreSQL TCP port")
     DB_NAME: Text = Field("rates", description="database holding ports, regions and prices")
-    DB_USER: Text = Field("postgres", description="database role the service connects as")
+    DB_USER: Text = Field("postgres", description="database role of migrations, and of the pools by default")
     DB_PASSWORD: str = Field("", description="password of DB_USER (prefer DB_PASSWORD_FILE)")
+    DB_READ_USER: str = Field("", description="role of the read pool; empty = DB_USER with DB_PASSWORD")
+    DB_READ_PASSWORD: str = Field("", description="password of DB_READ_USER (prefer DB_READ_PASSWORD_FILE)")
+    DB_INGEST_USER: str = Field("", description="role of the batch pools; empty = DB_USER with DB_PASSWORD")
+    DB_INGEST_PASSWORD: str = Field("", description="password of DB_INGEST_USER (prefer DB_INGEST_PASSWORD_FILE)")
     DB_SSLMODE: Text = Field("prefer", description="libpq sslmode (disable, prefer, require, verify-full)")
     DB_CONNECT_TIMEOUT: int = Field(3, ge=1, le=600, description="seconds to wait when opening a connection")
     DB_STATEMENT_TIMEOUT_MS: int = Field(5000, ge=0, description="server-side statement timeout, 0 = none")
@@ -99,9 +103,7 @@ class Settings(BaseSettings):
     WEB_GRACEFUL_TIMEOUT: int = Field(30, ge=1, le=3600, description="seconds in-flight requests get on SIGTERM")
     WEB_KEEPALIVE: bool = Field(True, description="HTTP/1.1 keep-alive on or off")
     LOG_LEVEL: Level = Field("INFO", description="log level")
-    LOG_ACCESS_BUFFER: int = Field(
-        4096, ge=0, le=4096, description="bytes of access lines gathered into one write to stderr; 0 = one per line"
-    )
+    LOG_ACCESS_BUFFER: int = Field(4096, ge=0, le=4096, description="bytes of access lines per write; 0 = one per line")
     LOG_ACCESS_FLUSH: float = _seconds(1.0, 0.01, "longest an access line waits in the buffer, seconds")
 
     # API behaviour.
@@ -115,19 +117,11 @@ class Settings(BaseSettings):
     MIGRATE_WAIT_SECONDS: float = _seconds(60.0, 0, "how long migrate waits for the database to accept connections")
 
     # Batch ingestion.
-    INGEST_TOKEN: str = Field(
-        "", description="bearer token(s) for POST /batches, comma-separated; empty = ingestion disabled"
-    )
+    INGEST_TOKEN: str = Field("", description="bearer token(s) for POST /batches, comma-separated; empty = disabled")
     BATCH_MAX_ROWS: int = Field(2_000_000, ge=1, description="most rows in one batch (413 beyond)")
-    BATCH_MAX_BYTES: int = Field(
-        512 * 1024 * 1024, ge=1, description="most bytes in one batch body, also after gzip decoding (413 beyond)"
-    )
-    BATCH_STATEMENT_TIMEOUT_MS: int = Field(
-        600_000, ge=0, description="longest a batch's transaction may run, upload included, in ms (0 = no limit)"
-    )
-    BATCH_DB_CONNECTIONS: int = Field(
-        4, ge=1, le=1000, description="connections each worker may open for batches, apart from the read pool"
-    )
+    BATCH_MAX_BYTES: int = Field(512 * 1024 * 1024, ge=1, description="most bytes per body, also decoded (413 beyond)")
+    BATCH_STATEMENT_TIMEOUT_MS: int = Field(600_000, ge=0, description="longest time a batch may run, ms (0: none)")
+    BATCH_DB_CONNECTIONS: int = Field(4, ge=1, le=1000, description="connections per worker for batches (not reads)")
 
     @field_validator("INGEST_TOKEN")
     @classmethod
@@ -137,10 +131,13 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _pool_bounds(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.DB_POOL_MIN_SIZE > self.DB_POOL_MAX_SIZE:
             raise ValueError(f"DB_POOL_MIN_SIZE: must be <= DB_POOL_MAX_SIZE "
                              f"({self.DB_POOL_MIN_SIZE} > {self.DB_POOL_MAX_SIZE})")
+        for pool in ("READ", "INGEST"):
+            if getattr(self, f"DB_{pool}_PASSWORD") and not getattr(self, f"DB_{pool}_USER").strip():
+                raise ValueError(f"DB_{pool}_PASSWORD: set DB_{pool}_USER too (the pool's role)")
         return self
 
     @classmethod
@@ -148,14 +145,20 @@ class Settings(BaseSettings):
                                    **_: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings,)  # the other sources are load()'s
 
-    def conninfo(self, dbname: str | None = None, *, reads: bool = False) -> str:
-        """libpq connection string (of the read pool's server with ``reads``); the password never
-        appears in logs (see ``redacted``)."""
+    def credentials(self, pool: str = "") -> tuple[str, str]:
+        """(role, password) of a pool, ``read`` or ``ingest``: its own if set, else DB_USER's."""
+        user = getattr(self, f"DB_{pool.upper()}_USER").strip() if pool else ""
+        return (user, getattr(self, f"DB_{pool.upper()}_PASSWORD")) if user else (self.DB_USER, self.DB_PASSWORD)
+
+    def conninfo(self, dbname: str | None = None, *, pool: str = "") -> str:
+        """libpq connection string, as DB_USER or as the role of ``pool`` (the ``read`` pool on its
+        own server); the password never appears in logs (see ``redacted``)."""
         from psycopg.conninfo import make_conninfo
 
+        reads, (user, password) = pool == "read", self.credentials(pool)
         return make_conninfo(
             host=(reads and self.DB_READ_HOST) or self.DB_HOST, port=(reads and self.DB_READ_PORT) or self.DB_PORT,
-            dbname=dbname or self.DB_NAME, user=self.DB_USER, password=self.DB_PASSWORD or None,
+            dbname=dbname or self.DB_NAME, user=user, password=password or None,
             sslmode=self.DB_SSLMODE, connect_timeout=self.DB_CONNECT_TIMEOUT, application_name="rates",
         )
 

@@ -10,8 +10,9 @@ copy_blocks.py does, for all three.
 - NDJSON (``application/x-ndjson``): one JSON value per line; blank lines are skipped.
 - JSON (``application/json``): one array, parsed element by element (json_array.py).
 
-A syntax error that loses the thread (a line longer than ``MAX_LINE``, a bad CSV header,
-malformed JSON in an array) is a final problem; CSV and NDJSON otherwise go on after a bad line.
+A syntax error that loses the thread (a line longer than ``MAX_LINE``, more than
+``MAX_BLANK_LINES`` blank lines in a row, a bad CSV header, malformed JSON in an array) is a
+final problem; CSV and NDJSON otherwise go on after a bad line.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, count
 from operator import itemgetter
 
-from rates.batches.items import MAX_LINE, Item, Items, Problem, Stop, json_problem
+from rates.batches.items import MAX_BLANK_LINES, MAX_LINE, Item, Items, Problem, Stop, final, json_problem
 from rates.batches.json_array import parse_json
 from rates.batches.rows import FIELDS
 from rates.errors import UnsupportedMedia
+from rates.rules import shown
 
 MEDIA_TYPES = {
     "text/csv": "csv",
@@ -39,6 +41,10 @@ MEDIA_TYPES = {
 }
 SUPPORTED = "text/csv, application/x-ndjson or application/json"
 _JSON = json.JSONDecoder()
+TOO_MANY_BLANK_LINES = f"more than {MAX_BLANK_LINES} blank lines in a row: refused (a flood of blank lines?)"
+MAX_NAMED = 8  # unexpected CSV header fields named in the error (a header may have thousands)
+# csv's own words for a carriage return inside a line, which is all a body with CR-only line ends shows.
+CSV_CR = "new-line character seen in unquoted field"
 
 
 def parse_media_type(header: str | None) -> str:
@@ -48,11 +54,11 @@ def parse_media_type(header: str | None) -> str:
     media, _, params = header.partition(";")
     fmt = MEDIA_TYPES.get(media.strip().lower())
     if fmt is None:
-        raise UnsupportedMedia(f"Content-Type {media.strip()!r} is not supported: send {SUPPORTED}")
+        raise UnsupportedMedia(f"Content-Type {shown(media.strip())} is not supported: send {SUPPORTED}")
     for param in params.split(";"):
         name, _, value = param.partition("=")
         if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
-            raise UnsupportedMedia(f"charset {value.strip()!r} is not supported: send UTF-8")
+            raise UnsupportedMedia(f"charset {shown(value.strip())} is not supported: send UTF-8")
     return fmt
 
 
@@ -68,6 +74,8 @@ class _Text:
         self.chunks = chunks
         self.lines_before = 0
         self.problems: list[tuple[int, Problem]] = []
+        self.blank_lines = 0  # in a row, before the text being read (NDJSON)
+        self.stopped = False  # a final problem was yielded (NDJSON)
 
     def texts(self) -> Iterator[str]:
         """Per chunk, the text of the lines it completes (the last ``\\n`` dropped, a BOM too)."""
@@ -111,7 +119,7 @@ def parse_csv(chunks: Iterable[bytes]) -> Items:
         try:
             header = next(reader, None)
         except csv.Error as exc:
-            raise Stop(reader.line_num or 1, f"invalid CSV: {exc}") from None
+            raise Stop(reader.line_num or 1, _csv_problem(exc)) from None
         yield from text.pending()
         if header is not None:
             yield from _csv_rows(reader, _csv_order(header), text)
@@ -120,11 +128,20 @@ def parse_csv(chunks: Iterable[bytes]) -> Items:
         yield stop.item
 
 
+def _csv_problem(exc: csv.Error) -> str:
+    if CSV_CR in str(exc):
+        return "invalid CSV: a carriage return (CR) inside a line; lines must end with LF or CR LF"
+    return f"invalid CSV: {exc}"
+
+
 def _csv_order(header: list[str]) -> Callable[[list[str]], list[str]] | None:
     """What puts a row's values in FIELDS order (None: they are already); Stop for a bad header."""
     names = [name.strip() for name in header]
     problems = [f"missing field {name!r}" for name in FIELDS if name not in names]
-    problems += [f"unexpected field {name!r}" for name in names if name not in FIELDS]
+    unexpected = [shown(name) for name in names if name not in FIELDS]
+    problems += [f"unexpected field {name}" for name in unexpected[:MAX_NAMED]]
+    if len(unexpected) > MAX_NAMED:
+        problems.append(f"{len(unexpected)} unexpected fields in all")
     if len(set(names)) != len(names):
         problems.append("a field appears twice")
     if problems:
@@ -138,6 +155,7 @@ def _csv_order(header: list[str]) -> Callable[[list[str]], list[str]] | None:
 
 def _csv_rows(reader: Iterator[list[str]], reorder: Callable[[list[str]], list[str]] | None, text: _Text) -> Items:
     last = reader.line_num  # type: ignore[attr-defined]
+    blank = 0
     while True:
         try:
             for row in reader:
@@ -149,13 +167,18 @@ def _csv_rows(reader: Iterator[list[str]], reorder: Callable[[list[str]], list[s
                     # lines being split beforehand); no valid value contains one anyway.
                     yield last + 1, Problem("a quoted value spans several lines")
                 elif row:  # not a blank line
+                    blank = 0
                     yield line, row if reorder is None else reorder(row)
+                else:
+                    blank += 1
+                    if blank > MAX_BLANK_LINES:
+                        raise Stop(line, TOO_MANY_BLANK_LINES)
                 last = line
             break
         except csv.Error as exc:  # the reader goes on with the next line
             yield from text.pending()
             last = reader.line_num  # type: ignore[attr-defined]
-            yield last, Problem(f"invalid CSV: {exc}")
+            yield last, Problem(_csv_problem(exc))
     yield from text.pending()
 
 
@@ -171,7 +194,11 @@ def _ndjson_runs(text: _Text) -> Iterator[Iterable[Item]]:
             yield text.pending()
             first = text.lines_before + 1
             values = _ndjson_at_once(block)
-            yield _ndjson_lines(block, first) if values is None else zip(count(first), values)
+            if values is not None:
+                text.blank_lines = 0
+            yield _ndjson_lines(block, first, text) if values is None else zip(count(first), values)
+            if text.stopped:  # the lines were read up to a final problem
+                return
     except Stop as stop:
         yield text.pending()
         yield (stop.item,)
@@ -199,12 +226,21 @@ def _ndjson_at_once(text: str) -> list[object] | None:
     return values  # type: ignore[no-any-return]
 
 
-def _ndjson_lines(text: str, number: int) -> Items:
+def _ndjson_lines(text: str, number: int, state: _Text) -> Items:
     decode = _JSON.decode
+    blank = state.blank_lines
     for line in text.split("\n"):
         if line and not line.isspace():
+            blank = 0
             try:
                 yield number, decode(line)
             except (ValueError, RecursionError) as exc:
                 yield number, Problem(json_problem(exc))
+        else:
+            blank += 1
+            if blank > MAX_BLANK_LINES:
+                state.stopped = True
+                yield number, final(TOO_MANY_BLANK_LINES)
+                return
         number += 1
+    state.blank_lines = blank

@@ -125,7 +125,7 @@ class Ingestor:
                 f"Content-Length {content_length} is larger than the limit of "
                 f"{self.limits.max_bytes} bytes (BATCH_MAX_BYTES)"
             )
-        body = Body(stream, encoding, self.limits.max_bytes)
+        body = Body(stream, encoding, self.limits.max_bytes, length=content_length)
         try:
             return self._ingest(body, fmt, key)
         except TooLarge:

@@ -13,6 +13,11 @@ from collections.abc import Iterator
 from typing import Any
 
 MAX_LINE = 1024 * 1024  # a line (CSV, NDJSON) or an array element (JSON) longer than this is an error
+# Blank lines in a row (CSV, NDJSON), or characters of whitespace between two elements (JSON),
+# beyond which a body is refused: a flood of blank lines would otherwise cost parsing time and
+# keep the batch's transaction open while yielding no row.
+MAX_BLANK_LINES = 1000
+MAX_BLANK = MAX_LINE
 NESTED_TOO_DEEPLY = "invalid JSON: nested too deeply"
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from itertools import accumulate, chain, islice, repeat
 from typing import NoReturn
 
-from rates.batches.items import MAX_LINE, NESTED_TOO_DEEPLY, Item, Items, Stop, json_problem
+from rates.batches.items import MAX_BLANK, MAX_LINE, NESTED_TOO_DEEPLY, Item, Items, Stop, json_problem
 
 _WS = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
@@ -148,9 +148,15 @@ class _JsonArray:
         return self.line
 
     def _skip_ws(self) -> str | None:
-        """The next significant character (the buffer refilled as needed), None at the end."""
+        """The next significant character (the buffer refilled as needed), None at the end; no
+        more than MAX_BLANK characters of whitespace in a row."""
+        skipped = 0
         while True:
+            start = self.pos
             self.pos = _WS.match(self.buf, self.pos).end()  # type: ignore[union-attr]
+            skipped += self.pos - start
+            if skipped > MAX_BLANK:
+                self._fail(f"more than {MAX_BLANK} characters of whitespace in a row: refused")
             if self.pos < len(self.buf):
                 return self.buf[self.pos]
             if not self._more():

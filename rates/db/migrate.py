@@ -6,6 +6,12 @@ transaction that performs it, so a step is either applied and recorded, or neith
 The dump is loaded by psql (rates/db/psql.py), in one transaction with its ledger row; the
 decision to load it is taken here, under the lock. The migrations run through psycopg.
 Works against any PostgreSQL it can reach (no reliance on an image's init scripts).
+
+Roles (migration 0005): the job connects as DB_USER, the platform's admin (it creates the
+database and the roles). Each migration runs as the owner of the ledger: DB_USER until 0005
+hands every object of the schema to ``rates_owner``, that role after (``SET LOCAL ROLE``), so
+later objects are the owner's too. Then the passwords of the pools' roles (DB_READ_USER,
+DB_INGEST_USER) are set from the settings on every run: a changed secret applies at the next start.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from pathlib import Path
 
 import psycopg
 from psycopg import sql
-from psycopg.errors import DuplicateDatabase, InvalidCatalogName, UniqueViolation
+from psycopg.errors import DuplicateDatabase, InvalidCatalogName, UndefinedObject, UniqueViolation
 
 from rates.config import Settings
 from rates.db import psql
@@ -52,6 +58,8 @@ END
 $$;
 INSERT INTO public.schema_migrations (version, name, checksum) VALUES (:'version', :'name', :'checksum');
 """
+LEDGER_OWNER = """SELECT pg_catalog.pg_get_userbyid(relowner), current_user FROM pg_catalog.pg_class
+WHERE oid = 'public.schema_migrations'::regclass"""
 
 
 class MigrationError(RuntimeError):
@@ -183,6 +191,9 @@ def apply_migrations(conn: psycopg.Connection, migrations: list[Migration], done
                 )
             continue
         with conn.transaction():
+            owner, user = conn.execute(LEDGER_OWNER).fetchone()
+            if owner != user:  # the schema's owner (0005), for the rest of this transaction
+                conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(owner)))
             try:
                 conn.execute(m.path.read_text(encoding="utf-8"))
             except psycopg.Error as exc:
@@ -191,6 +202,22 @@ def apply_migrations(conn: psycopg.Connection, migrations: list[Migration], done
         log.info("applied %s", m.path.name)
         count += 1
     return count
+
+
+def set_role_passwords(conn: psycopg.Connection, settings: Settings) -> None:
+    """ALTER ROLE ... PASSWORD for the roles of the read and ingest pools that have their own. The
+    password is hashed here (SCRAM-SHA-256): it never reaches the server's logs or activity view."""
+    for pool in ("read", "ingest"):
+        user, password = settings.credentials(pool)
+        if user == settings.DB_USER or not password:
+            continue
+        verifier = conn.pgconn.encrypt_password(password.encode(), user.encode(), b"scram-sha-256").decode()
+        try:
+            conn.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(user), sql.Literal(verifier)))
+        except UndefinedObject:
+            raise MigrationError(f"DB_{pool.upper()}_USER: role {user!r} does not exist "
+                                 "(migration 0005 creates rates_read and rates_ingest)") from None
+        log.info("set the password of role %s (DB_%s_USER)", user, pool.upper())
 
 
 def run(settings: Settings) -> None:
@@ -202,6 +229,7 @@ def run(settings: Settings) -> None:
         conn.execute(CREATE_LEDGER)
         load_dump(conn, settings, applied(conn))
         count = apply_migrations(conn, migrations, applied(conn))
+        set_role_passwords(conn, settings)
         conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     log.info(
         "database %s is up to date (%d migration(s) applied now, %d known)", settings.DB_NAME, count, len(migrations)

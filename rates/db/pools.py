@@ -11,6 +11,9 @@ take connections from reads, and psycopg answers the rollback of a failed batch 
 ``DEALLOCATE ALL``, which would also drop the statements reads prepare. A one-connection pool
 serves the batch watchdogs (rates.batches.watchdog), so they can act when every batch
 connection is held.
+
+Each pool connects as the role of its job (DB_READ_USER, DB_INGEST_USER; migration 0005), by
+default DB_USER.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ class ReadPool:
     def __init__(self, settings: Settings) -> None:
         self._statement_timeout = f"{settings.DB_STATEMENT_TIMEOUT_MS}ms"
         self._lazy = LazyPool(lambda: ConnectionPool(
-            settings.conninfo(reads=True), min_size=settings.DB_POOL_MIN_SIZE, max_size=settings.DB_POOL_MAX_SIZE,
+            settings.conninfo(pool="read"), min_size=settings.DB_POOL_MIN_SIZE, max_size=settings.DB_POOL_MAX_SIZE,
             timeout=settings.DB_POOL_TIMEOUT,
             reconnect_timeout=24 * 3600,  # keep retrying in the background for as long as the process lives
             configure=self._configure, name="rates", open=False,
@@ -156,7 +159,7 @@ class BatchPools:
         def pool(name: str, size: int) -> Callable[[], ConnectionPool]:
             # check: each connection is tried before it is lent (one round trip per batch), so a
             # connection that broke while idle (a database or proxy restart) is replaced.
-            return lambda: ConnectionPool(settings.conninfo(), min_size=0, max_size=size,
+            return lambda: ConnectionPool(settings.conninfo(pool="ingest"), min_size=0, max_size=size,
                                           timeout=settings.DB_POOL_TIMEOUT, configure=_autocommit,
                                           check=ConnectionPool.check_connection, name=name, open=False)
 

@@ -14,7 +14,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.stack import DOCUMENTED_QUERY, ORIGINAL_DUMP, ROOT, Stack, dotenv_ingest_token, dotenv_password, run
+from tests.stack import (
+    DOCUMENTED_QUERY,
+    ORIGINAL_DUMP,
+    ROOT,
+    Stack,
+    dotenv_ingest_token,
+    dotenv_password,
+    dotenv_value,
+    run,
+)
 
 MIGRATIONS = sorted(p.name[:4] for p in (ROOT / "db" / "migrations").glob("*.sql"))
 
@@ -119,9 +128,19 @@ def test_passwords_are_scram_over_tcp(stack):
 
 
 def test_password_is_not_in_the_environment_of_any_container(stack):
-    password = dotenv_password()
+    passwords = [dotenv_password(), dotenv_value("READ_ROLE_PASSWORD"), dotenv_value("INGEST_ROLE_PASSWORD")]
     for service in ("db", "migrate", "api"):
-        assert not any(password in e for e in stack.inspect(service)["Config"]["Env"])
+        assert not any(password in e for e in stack.inspect(service)["Config"]["Env"] for password in passwords)
+
+
+def test_only_the_migrate_job_gets_the_superuser_password(stack):
+    """The API gets the passwords of its two roles; the superuser's goes to db and migrate only."""
+    secrets = {service: sorted(mount["Destination"].removeprefix("/run/secrets/")
+                               for mount in stack.inspect(service)["Mounts"]
+                               if mount["Destination"].startswith("/run/secrets/"))
+               for service in ("db", "migrate", "api")}
+    assert secrets == {"db": ["db_password"], "migrate": ["db_ingest_password", "db_password", "db_read_password"],
+                       "api": ["db_ingest_password", "db_read_password", "ingest_token"]}
 
 
 def post_batches(stack: Stack, tag: str, count: int = 4) -> list[int]:

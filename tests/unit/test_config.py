@@ -221,10 +221,42 @@ def test_reads_may_go_to_another_server():
     from psycopg.conninfo import conninfo_to_dict
 
     assert (conninfo_to_dict(s.conninfo())["host"], conninfo_to_dict(s.conninfo())["port"]) == ("primary", "5000")
-    reads = conninfo_to_dict(s.conninfo(reads=True))
+    reads = conninfo_to_dict(s.conninfo(pool="read"))
     assert (reads["host"], reads["port"]) == ("replicas", "5001")
+    ingest = conninfo_to_dict(s.conninfo(pool="ingest"))
+    assert (ingest["host"], ingest["port"]) == ("primary", "5000")
     same = load({"DB_HOST": "one", "DB_PORT": "5432"})
-    assert same.conninfo(reads=True) == same.conninfo()
+    assert same.conninfo(pool="read") == same.conninfo(pool="ingest") == same.conninfo()
+
+
+def test_each_pool_connects_as_its_own_role_or_as_db_user():
+    from psycopg.conninfo import conninfo_to_dict
+
+    def who(settings, pool: str) -> tuple[str, str | None]:
+        info = conninfo_to_dict(settings.conninfo(pool=pool))
+        return info["user"], info.get("password")
+
+    plain = load({"DB_USER": "admin", "DB_PASSWORD": "a"})  # `gunicorn wsgi` against any database
+    assert who(plain, "") == who(plain, "read") == who(plain, "ingest") == ("admin", "a")
+    roles = load({"DB_USER": "admin", "DB_PASSWORD": "a", "DB_READ_USER": "reader", "DB_READ_PASSWORD": "r",
+                  "DB_INGEST_USER": "loader", "DB_INGEST_PASSWORD": "i"})
+    assert (who(roles, ""), who(roles, "read"), who(roles, "ingest")) == (("admin", "a"), ("reader", "r"),
+                                                                           ("loader", "i"))
+    assert roles.credentials("read") == ("reader", "r")
+    assert roles.redacted()["DB_READ_PASSWORD"] == roles.redacted()["DB_INGEST_PASSWORD"] == "***"
+    no_password = load({"DB_PASSWORD": "a", "DB_READ_USER": "reader"})  # peer, trust or .pgpass
+    assert who(no_password, "read") == ("reader", None)
+
+
+def test_a_pool_password_without_its_role_is_an_error():
+    with pytest.raises(ConfigError, match=r"^DB_INGEST_PASSWORD: set DB_INGEST_USER too"):
+        load({"DB_INGEST_PASSWORD": "i"})
+
+
+def test_pool_passwords_come_from_the_secrets_directory(tmp_path):
+    (tmp_path / "db_read_password").write_text("from-a-file\n")
+    s = load({"RATES_SECRETS_DIR": str(tmp_path), "DB_READ_USER": "reader"})
+    assert s.credentials("read") == ("reader", "from-a-file")
 
 
 @pytest.mark.parametrize("tokens", ["short", f"{'a' * 32},{'b' * 31}"])

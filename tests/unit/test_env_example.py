@@ -16,7 +16,8 @@ COMPOSE_REFERENCE = re.compile(r"(?<!\$)\$\{([A-Z][A-Z0-9_]*)(?::?-([^}]*))?\}")
 SCRIPT_DEFAULT = re.compile(r"\$\{([A-Z][A-Z0-9_]*):-([^}]*)\}")
 # Settings the stack sets itself rather than passing through from .env.
 FIXED_BY_THE_STACK = {"DB_HOST", "DB_PORT", "DB_READ_HOST", "DB_READ_PORT", "DB_USER", "DB_PASSWORD", "WEB_BIND",
-                      "MIGRATE_DUMP_PATH", "MIGRATE_DIR", "INGEST_TOKEN"}
+                      "MIGRATE_DUMP_PATH", "MIGRATE_DIR", "INGEST_TOKEN", "DB_READ_USER", "DB_READ_PASSWORD",
+                      "DB_INGEST_USER", "DB_INGEST_PASSWORD"}
 # Read by rates/config.py to find its sources, not settings themselves.
 LOADER = {"RATES_ENV_FILE": config.DEFAULT_ENV_FILE, "RATES_SECRETS_DIR": config.DEFAULT_SECRETS_DIR}
 
@@ -106,7 +107,7 @@ def test_other_variables_have_the_default_their_reader_has():
             assert value == LOADER[name], name
         elif name == "COMPOSE_PROJECT_NAME":
             assert value == project_name
-        elif name in ("POSTGRES_PASSWORD", "REPLICATION_PASSWORD"):  # required, written by scripts/init-env
+        elif name.endswith("_PASSWORD"):  # required, written by scripts/init-env
             assert value == ""
         else:
             assert scripts.get(name) == value, f"{name}={value}: no script reads it with that default"

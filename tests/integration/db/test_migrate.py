@@ -31,6 +31,7 @@ from tools import dumpgen
 
 COMMITTED_DUMP = ROOT / "db" / "rates.sql"
 MIGRATIONS = sorted(p.name[:4] for p in (ROOT / "db" / "migrations").glob("*.sql"))
+NEXT, AFTER = (f"{int(MIGRATIONS[-1]) + n:04d}" for n in (1, 2))  # versions of test migrations
 TABLES = ("ports", "regions", "prices")
 HEADER = ("--\n-- PostgreSQL database dump\n--\n\nSET client_encoding = 'UTF8';\n"
           "SET standard_conforming_strings = on;\nSELECT pg_catalog.set_config('search_path', '', false);\n\n")
@@ -348,26 +349,26 @@ def test_migrations_run_in_order_once_and_a_changed_one_is_refused(scratch: Sett
     shutil.copytree(ROOT / "db" / "migrations", folder)
     settings = scratch(MIGRATE_DIR=str(folder))
     migrate.run(settings)
-    (folder / "0006_second.sql").write_text("INSERT INTO public.notes VALUES ('second');\n")
-    (folder / "0005_first.sql").write_text("CREATE TABLE public.notes (note text);\n"
-                                           "INSERT INTO public.notes VALUES ('first');\n")
+    (folder / f"{AFTER}_second.sql").write_text("INSERT INTO public.notes VALUES ('second');\n")
+    (folder / f"{NEXT}_first.sql").write_text("CREATE TABLE public.notes (note text);\n"
+                                              "INSERT INTO public.notes VALUES ('first');\n")
     migrate.run(settings)
     migrate.run(settings)
-    assert [row[0] for row in ledger(settings)] == ["0000", *MIGRATIONS, "0005", "0006"]
+    assert [row[0] for row in ledger(settings)] == ["0000", *MIGRATIONS, NEXT, AFTER]
     with psycopg.connect(settings.conninfo()) as conn:
         assert conn.execute("SELECT note FROM public.notes ORDER BY ctid").fetchall() == [("first",), ("second",)]
 
-    (folder / "0005_first.sql").write_text("CREATE TABLE public.notes (note text, extra int);\n")
-    with pytest.raises(migrate.MigrationError, match="0005_first.sql was changed after it was applied"):
+    (folder / f"{NEXT}_first.sql").write_text("CREATE TABLE public.notes (note text, extra int);\n")
+    with pytest.raises(migrate.MigrationError, match=f"{NEXT}_first.sql was changed after it was applied"):
         migrate.run(settings)
 
 
 def test_a_failing_migration_is_named_and_not_recorded(scratch: Settings, tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     shutil.copytree(ROOT / "db" / "migrations", folder)
-    (folder / "0005_broken.sql").write_text("CREATE TABLE public.half (a int);\nSELECT nope FROM public.half;\n")
+    (folder / f"{NEXT}_broken.sql").write_text("CREATE TABLE public.half (a int);\nSELECT nope FROM public.half;\n")
     settings = scratch(MIGRATE_DIR=str(folder))
-    with pytest.raises(migrate.MigrationError, match='0005_broken.sql failed: column "nope" does not exist'):
+    with pytest.raises(migrate.MigrationError, match=f'{NEXT}_broken.sql failed: column "nope" does not exist'):
         migrate.run(settings)
     assert [row[0] for row in ledger(settings)] == ["0000", *MIGRATIONS]
     with psycopg.connect(settings.conninfo()) as conn:

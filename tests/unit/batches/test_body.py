@@ -10,7 +10,7 @@ import zlib
 
 import pytest
 
-from rates.batches.body import Body, parse_encoding
+from rates.batches.body import CHUNK_SIZE, MAX_GZIP_RATIO, RATIO_FROM, Body, parse_encoding
 from rates.batches.ingest import check_key
 from rates.errors import BadRequest, TooLarge, UnsupportedMedia
 
@@ -92,6 +92,54 @@ def test_a_small_gzip_bomb_is_stopped_at_the_decoded_limit():
             seen += len(chunk)
     assert seen <= 1024 * 1024
     assert body.raw_bytes < len(bomb)  # stopped before reading it all
+
+
+def price_rows(n: int) -> bytes:
+    """``n`` rows of varied routes, days and prices, as a price batch would be."""
+    return CONTENT[:30] + b"".join(b"CN%03d,EE%03d,2021-01-%02d,%d\n" % (i % 701, i % 379, i % 28 + 1,
+                                                                         100 + i * 7919 % 5000) for i in range(n))
+
+
+@pytest.mark.parametrize("level", [6, 9])
+def test_a_real_batch_expands_well_below_the_ratio_limit(level):
+    content = price_rows(200_000)  # 5.6 MB: past RATIO_FROM
+    raw = gzip.compress(content, level)
+    assert len(content) / len(raw) < MAX_GZIP_RATIO / 5
+    body = Body(io.BytesIO(raw), "gzip", 1 << 30)
+    assert b"".join(body.chunks()) == content
+
+
+@pytest.mark.parametrize("filler", [b"\n", b"0", b"CNGGZ,EETLL,2021-01-31,1154\n"])
+def test_a_gzip_body_expanding_past_the_ratio_limit_is_refused_after_a_few_mib(filler):
+    bomb = gzip.compress(filler * (32 * 1024 * 1024 // len(filler)), 9)  # 32 MiB in about 32 KiB
+    body = Body(Trickle(bomb, 64 * 1024), "gzip", 1 << 30)
+    with pytest.raises(TooLarge, match=f"the gzip body expands more than {MAX_GZIP_RATIO} times") as err:
+        for _ in body.chunks():
+            pass
+    assert err.value.status == 413
+    assert RATIO_FROM - CHUNK_SIZE < body.bytes <= RATIO_FROM  # refused at the first check
+    assert body.raw_bytes <= 64 * 1024  # from the first read
+
+
+def test_the_ratio_counts_only_the_gzip_bytes_decoded_so_far():
+    """A first read of a whole bomb must not hide it: its unread part does not count."""
+    bomb = gzip.compress(b"\n" * (64 * 1024 * 1024), 9)
+    body = Body(io.BytesIO(bomb), "gzip", 1 << 30, chunk_size=len(bomb))  # one read, decoded in steps
+    with pytest.raises(TooLarge, match="compression bomb"):
+        for _ in body.chunks():
+            pass
+    assert body.bytes <= RATIO_FROM + len(bomb)
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip"])
+def test_a_body_ending_before_its_content_length_is_a_400(encoding):
+    """A client gone mid-upload: what arrived must not pass for the whole batch."""
+    raw = gzip.compress(CONTENT) if encoding else CONTENT
+    body = Body(io.BytesIO(raw[:-100] if encoding is None else raw), encoding, 1 << 30, length=len(raw) + 1)
+    with pytest.raises(BadRequest, match=r"the body ended after \d+ of its \d+ bytes \(Content-Length\)"):
+        for _ in body.chunks():
+            pass
+    assert decoded(raw, encoding).bytes == len(CONTENT)  # without a length, the end of the stream is the end
 
 
 def test_drain_reads_at_most_the_limit():

@@ -10,8 +10,8 @@ import random
 import pytest
 
 from rates.batches.copy_blocks import CopyBlocks
-from rates.batches.formats import MAX_LINE, parse_media_type, parser
-from rates.batches.items import Problem
+from rates.batches.formats import MAX_LINE, TOO_MANY_BLANK_LINES, parse_media_type, parser
+from rates.batches.items import MAX_BLANK, MAX_BLANK_LINES, Problem
 from rates.batches.rows import MAX_PRICE, Errors, Validator
 from rates.errors import UnsupportedMedia
 from rates.rules import shown
@@ -236,6 +236,28 @@ def test_a_line_longer_than_the_limit_stops_parsing():
     text = HEADER + "x" * (MAX_LINE + 10)
     errors = errors_of("csv", text, chunk=65536)
     assert errors == [(2, None, f"line longer than {MAX_LINE} bytes")]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson"])
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 20])
+def test_a_flood_of_blank_lines_stops_parsing(fmt, chunk):
+    row = "CNGGZ,EETLL,2021-01-31,1154\n" if fmt == "csv" else json.dumps(ROW) + "\n"
+    head = HEADER if fmt == "csv" else ""
+    allowed = head + row + "\n" * MAX_BLANK_LINES + row  # as many as allowed, then a row: fine
+    lines, errors, rows = run(fmt, allowed, chunk)
+    assert (len(lines), errors.total, rows) == (2, 0, 2)
+    flood = head + row + "\r\n" * (MAX_BLANK_LINES + 1) + row * 3
+    first_row = 2 if fmt == "csv" else 1
+    assert errors_of(fmt, flood, chunk) == [(first_row + MAX_BLANK_LINES + 1, None, TOO_MANY_BLANK_LINES)]
+    assert "blank lines in a row" in TOO_MANY_BLANK_LINES
+
+
+def test_a_flood_of_whitespace_in_a_json_array_stops_parsing():
+    text = "[" + json.dumps(ROW) + "," + " " * (MAX_BLANK + 1) + json.dumps(ROW) + "]"
+    assert errors_of("json", text, chunk=65536) == [(1, None, f"more than {MAX_BLANK} characters of whitespace "
+                                                               "in a row: refused")]
+    indented = json.dumps([ROW] * 3, indent=4)
+    assert run("json", indented, chunk=4096)[1].total == 0
 
 
 @pytest.mark.parametrize(
