@@ -8,6 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: up-ha down-ha reset-ha ps-ha switchover failover-drill deploy bench-ha
+.PHONY: monitor graph
 .PHONY: help bootstrap env build up down reset logs ps psql lint test bench bench-up lock dump venv clean docs \
         ingest bench-ingest
 
@@ -74,6 +75,9 @@ deploy: ## roll the HA stack's API replicas to a freshly built image, one at a t
 
 bench-ha: venv ## HA figures: failovers (5 kills), switchover gap, read throughput with 1 and 2 API replicas
 	$(PY) scripts/bench_ha.py
+
+monitor: ## add Prometheus, Alertmanager, exporters (Grafana with GRAFANA_IMAGE) to the running stack(s), print URLs
+	scripts/monitor
 
 lint: venv ## hadolint every Dockerfile, validate compose.yaml, ruff the Python code
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
