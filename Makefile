@@ -79,9 +79,13 @@ bench-ha: venv ## HA figures: failovers (5 kills), switchover gap, read throughp
 monitor: ## add Prometheus, Alertmanager, exporters (Grafana with GRAFANA_IMAGE) to the running stack(s), print URLs
 	scripts/monitor
 
+graph: ## render Prometheus's graph page of the running monitoring to PNG (docs/img; headless chromium in a container)
+	scripts/render-graph
+
 lint: venv ## hadolint every Dockerfile, validate compose.yaml, ruff the Python code
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	$(COMPOSE) config --quiet
+	$(COMPOSE) -f compose.yaml -f compose.monitoring.yaml config --quiet
 	$(VENV)/bin/ruff check rates tests scripts tools
 	@echo "lint: Dockerfiles, compose.yaml and Python code are clean"
 

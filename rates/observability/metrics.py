@@ -2,8 +2,9 @@
 
 With PROMETHEUS_MULTIPROC_DIR set (the container sets it; `python -m rates serve` empties it
 at start), every worker writes its samples to memory-mapped files there and /metrics sums
-them, so a scrape that lands on any worker sees the whole server. Without it (a single
-process, tests) the default in-process registry is used.
+them, so a scrape that lands on any worker sees the whole server; the live gauges of workers
+that are gone are dropped first. Without it (a single process, tests) the default in-process
+registry is used. Figures sampled at the scrape itself (rates.api.scrape) are added to the text.
 """
 
 from __future__ import annotations
