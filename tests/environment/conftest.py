@@ -1,6 +1,7 @@
 """The HA stack of the environment tests: started once, with its monitoring (short intervals), for
-test_ha_alerts.py (which runs first, on a fresh cluster) and test_ha_faults.py; removed after the
-last environment test (RATES_TEST_KEEP=1 keeps it)."""
+test_ha_alerts.py (which runs first, on a fresh cluster) and test_ha_faults.py; both run after the
+other environment tests, so the stack is removed as soon as they are done (RATES_TEST_KEEP=1
+keeps it)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from tests.monitoring import FAST, ports
 from tools.ha import HaStack
 
 KEEP = os.environ.get("RATES_TEST_KEEP") == "1"
+
+
+def pytest_collection_modifyitems(items):
+    """The HA stack's tests last (in their own order): tests/conftest.py's sort by tier is stable."""
+    items.sort(key=lambda item: item.path.name.startswith("test_ha_"))
 
 
 @pytest.fixture(scope="package")
