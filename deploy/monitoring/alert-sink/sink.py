@@ -1,7 +1,7 @@
 """A webhook receiver for Alertmanager that keeps what it receives, for tests and developers.
 
   POST /alerts      Alertmanager's webhook payload: kept (the last 1,000), and each alert printed
-                    on stdout as one JSON line (`docker compose logs alert-sink`)
+                    on stdout as one JSON line (the container's logs)
   GET  /alerts      every payload kept, oldest first, with the time it arrived (JSON)
   GET  /healthz     200
 
