@@ -8,6 +8,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: up-ha down-ha reset-ha ps-ha switchover failover-drill deploy bench-ha
+.PHONY: monitor graph
 .PHONY: help bootstrap env build up down reset logs ps psql lint test bench bench-up lock dump venv clean docs \
         ingest bench-ingest bench-scale audit bench-hostile
 
@@ -75,12 +76,19 @@ deploy: ## roll the HA stack's API replicas to a freshly built image, one at a t
 bench-ha: venv ## HA figures: failovers (5 kills), switchover gap, read throughput with 1 and 2 API replicas
 	$(PY) scripts/bench_ha.py
 
-lint: venv ## hadolint every Dockerfile, validate compose.yaml and compose.ha.yaml, ruff the Python code
+monitor: ## add Prometheus, Alertmanager, exporters (Grafana with GRAFANA_IMAGE) to the running stack(s), print URLs
+	scripts/monitor
+
+graph: ## render Prometheus's graph page of the running monitoring to PNG (docs/img; headless chromium in a container)
+	scripts/render-graph
+
+lint: venv ## hadolint every Dockerfile, validate the compose files, ruff the Python code
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	$(COMPOSE) config --quiet
 	scripts/ha-compose config --quiet
+	$(COMPOSE) -f compose.yaml -f compose.monitoring.yaml config --quiet
 	$(VENV)/bin/ruff check rates tests scripts tools
-	@echo "lint: Dockerfiles, both compose files and the Python code are clean"
+	@echo "lint: Dockerfiles, the compose files and the Python code are clean"
 
 test: venv ## run the whole test suite (unit, integration, environment) against real containers
 	$(VENV)/bin/pytest

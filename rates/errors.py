@@ -90,6 +90,10 @@ class Unavailable(ServiceError, status=503, kind="unavailable"):
     headers = (("Retry-After", "1"),)
 
 
+class TimedOut(Unavailable):
+    """A batch that did not finish within BATCH_STATEMENT_TIMEOUT_MS (its own outcome in the metrics)."""
+
+
 class DatabaseUnavailable(Unavailable, kind="database_unavailable"):
     """No connection, a lost connection or a timed-out query on the read path."""
 

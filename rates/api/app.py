@@ -9,7 +9,7 @@ from pathlib import Path
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from rates.api import batches_routes
+from rates.api import batches_routes, scrape
 from rates.api.middleware import ROUTE_KEY, PathDispatcher, RequestObserver
 from rates.api.rates_route import ROUTE, RatesEndpoint
 from rates.api.responses import JSON, error_response, json_response
@@ -53,7 +53,7 @@ def create_app(components: Components) -> Flask:
     @app.get("/metrics")
     def prometheus() -> Response:
         metrics.observe_pool(reads.stats())
-        body, content_type = metrics.render()
+        body, content_type = metrics.render(scrape.sampled(components))
         return Response(body, content_type=content_type)
 
     @app.get("/openapi.json")

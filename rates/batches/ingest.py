@@ -36,7 +36,8 @@ from rates.batches.copy_blocks import CopyBlocks
 from rates.batches.formats import parse_media_type, parser
 from rates.batches.rows import Errors, Validator
 from rates.batches.watchdog import Watchdog
-from rates.errors import BadRequest, Conflict, Invalid, TooLarge, Unavailable
+from rates.errors import BadRequest, Conflict, Invalid, TimedOut, TooLarge, Unavailable
+from rates.observability.batch_metrics import BatchObservation
 
 log = logging.getLogger("rates.batches")
 
@@ -116,21 +117,25 @@ class Ingestor:
         content_encoding: str | None = None,
         content_length: int | None = None,
     ) -> Outcome:
-        """Load one batch; raise a BatchError (errors.py) when it cannot be committed."""
-        fmt = parse_media_type(content_type)
-        encoding = parse_encoding(content_encoding)
-        key = check_key(key)
-        if content_length is not None and content_length > self.limits.max_bytes:
-            raise TooLarge(
-                f"Content-Length {content_length} is larger than the limit of "
-                f"{self.limits.max_bytes} bytes (BATCH_MAX_BYTES)"
-            )
-        body = Body(stream, encoding, self.limits.max_bytes, length=content_length)
-        try:
-            return self._ingest(body, fmt, key)
-        except TooLarge:
-            body.drain(DRAIN_LIMIT)
-            raise
+        """Load one batch; raise a BatchError (errors.py) when it cannot be committed. Whatever
+        its outcome, the batch is counted (rates.observability.batch_metrics)."""
+        with BatchObservation() as seen:
+            fmt = parse_media_type(content_type)
+            encoding = parse_encoding(content_encoding)
+            key = check_key(key)
+            if content_length is not None and content_length > self.limits.max_bytes:
+                raise TooLarge(
+                    f"Content-Length {content_length} is larger than the limit of "
+                    f"{self.limits.max_bytes} bytes (BATCH_MAX_BYTES)"
+                )
+            body = Body(stream, encoding, self.limits.max_bytes, length=content_length)
+            try:
+                outcome = self._ingest(body, fmt, key)
+            except TooLarge:
+                body.drain(DRAIN_LIMIT)
+                raise
+            seen.answered(outcome.status, outcome.record["rows"], body.bytes)
+            return outcome
 
     def _ingest(self, body: Body, fmt: str, key: str) -> Outcome:
         attempt = _Attempt(errors=Errors())
@@ -147,7 +152,7 @@ class Ingestor:
                 raise Unavailable("the connection was lost while the batch committed: it may be committed or not; "
                                   "retry with the same Idempotency-Key to know") from exc
             if isinstance(exc, psycopg.errors.QueryCanceled) or (attempt.watchdog and attempt.watchdog.fired):
-                raise Unavailable(
+                raise TimedOut(
                     f"the batch did not finish within {timeout_ms} ms (BATCH_STATEMENT_TIMEOUT_MS); "
                     "nothing was written"
                 ) from exc

@@ -2,7 +2,8 @@
 part under a steady load (reads through HAProxy at a fixed rate, a stream of small batches, each
 batch retried with its own Idempotency-Key until acknowledged), then checking that every
 acknowledged batch is present exactly once with all its rows, none partly, and that the nodes
-agree. The tests share one HA stack and run in order; each leaves it whole again.
+agree. The tests share one HA stack (the `ha` fixture of conftest.py, monitored) and run in
+order; each leaves it whole again.
 
 Figures (write gaps, rejoin times) are printed, not asserted, except where the promise is a
 count: failed reads, lost batches. `make bench-ha` measures them over several runs.
@@ -10,30 +11,14 @@ count: failed reads, lost batches. `make bench-ha` measures them over several ru
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
 
 import psycopg
-import pytest
 import requests
 
 from tools.ha import NODES, HaStack, Traffic, check_no_loss, node_state, wait_until
-
-KEEP = os.environ.get("RATES_TEST_KEEP") == "1"
-
-
-@pytest.fixture(scope="module")
-def ha() -> HaStack:
-    port = int(os.environ.get("RATES_TEST_HA_PORT", "3400"))
-    stack = HaStack(project=os.environ.get("RATES_TEST_HA_PROJECT", "rates-ha-test"), api_port=port,
-                    write_port=port + 2200, read_port=port + 2201, stats_port=port + 5104)
-    stack.compose("down", "--volumes", "--remove-orphans")
-    stack.make("up-ha")
-    yield stack
-    if not KEEP:
-        stack.compose("down", "--volumes", "--remove-orphans")
 
 
 def prices_now(stack: HaStack) -> int:

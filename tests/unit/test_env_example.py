@@ -47,8 +47,9 @@ def undescribed(text: str) -> list[str]:
 
 
 EXAMPLE = (ROOT / ".env.example").read_text()
-# The default stack and the highly available one: one default per variable across both.
-COMPOSE = (ROOT / "compose.yaml").read_text() + "\n" + (ROOT / "compose.ha.yaml").read_text()
+# The default stack, the highly available one and their monitoring: one default per variable.
+COMPOSE = "\n".join((ROOT / name).read_text() for name in (
+    "compose.yaml", "compose.ha.yaml", "compose.monitoring.yaml", "compose.monitoring-ha.yaml"))
 VARIABLES = documented(EXAMPLE)
 # (NAME, default or "") of each ${NAME:-default} in compose.yaml, comment lines left out.
 REFERENCE_LIST = COMPOSE_REFERENCE.findall("\n".join(
