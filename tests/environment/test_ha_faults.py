@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import psycopg
 import requests
@@ -108,9 +109,20 @@ def csv_body(rows: int, day: str) -> bytes:
                                                         for i in range(rows))).encode()
 
 
-def upload(stack: HaStack, key: str, rows: int | bytes, day: str, results: list) -> None:
+def paused_body(rows: int, day: str, halfway: threading.Event, resume: threading.Event):
+    """``csv_body`` streamed in ten parts, waiting after the fifth until ``resume`` is set: a kill
+    made meanwhile lands mid-batch every time, not by luck of timing."""
+    body, step = csv_body(rows, day), -(-len(csv_body(rows, day)) // 10)
+    for part in range(10):
+        if part == 5:
+            halfway.set()
+            resume.wait(60)
+        yield body[part * step:(part + 1) * step]
+
+
+def upload(stack: HaStack, key: str, rows: int | bytes | Iterator[bytes], day: str, results: list) -> None:
     """POST one batch (``rows`` rows of ``day``, or a ready body) and record its status."""
-    body = rows if isinstance(rows, bytes) else csv_body(rows, day)
+    body = csv_body(rows, day) if isinstance(rows, int) else rows
     headers = {"Authorization": f"Bearer {stack.ingest_token()}", "Content-Type": "text/csv",
                "Idempotency-Key": key}
     try:
@@ -127,9 +139,15 @@ def test_an_api_replica_killed_costs_no_read_and_its_upload_is_retried_once(ha):
         ha.kill("api-read-1")
         time.sleep(3)
         key, results = f"api-upload-{uuid.uuid4().hex[:6]}", []
-        thread = threading.Thread(target=upload, args=(ha, key, 300_000, "2301-01-01", results))
+        halfway, resume = threading.Event(), threading.Event()
+        body = paused_body(300_000, "2301-01-01", halfway, resume)
+        thread = threading.Thread(target=upload, args=(ha, key, body, "2301-01-01", results))
         thread.start()
-        ha.kill(busy_server(ha, "api_ingest"))
+        assert halfway.wait(60), "the upload did not get halfway"
+        try:
+            ha.kill(busy_server(ha, "api_ingest"))
+        finally:
+            resume.set()
         thread.join()
         assert results[0] != 201, "the upload survived the kill of its replica"
         upload(ha, key, 300_000, "2301-01-01", results)
