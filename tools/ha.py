@@ -176,7 +176,8 @@ class Traffic:
 
     Reads: GET of the documented query, ``read_rate`` per second. Batches: ``rows`` rows each,
     one after another, each with its own Idempotency-Key and day; a batch that fails is sent
-    again with the same key until it is acknowledged (201, or 200 for a replay).
+    again with the same key until it is acknowledged (201, or 200 for a replay). ``rows=0``:
+    reads only.
     """
 
     def __init__(self, stack: HaStack, prefix: str, read_rate: float = 20, rows: int = 5, pause: float = 0.2) -> None:
@@ -184,8 +185,9 @@ class Traffic:
         self.reads: list[tuple[float, int | str, float]] = []  # (when, status or error, seconds)
         self.batches: list[Batch] = []
         self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._read_loop, daemon=True),
-                         threading.Thread(target=self._batch_loop, daemon=True)]
+        self._threads = [threading.Thread(target=self._read_loop, daemon=True)]
+        if rows:
+            self._threads.append(threading.Thread(target=self._batch_loop, daemon=True))
 
     def __enter__(self) -> Traffic:
         for thread in self._threads:

@@ -134,7 +134,6 @@ def upload(stack: HaStack, key: str, rows: int | bytes | Iterator[bytes], day: s
 
 def test_an_api_replica_killed_costs_no_read_and_its_upload_is_retried_once(ha):
     with Traffic(ha, f"api-{uuid.uuid4().hex[:6]}", rows=0) as traffic:
-        traffic.pause = 3600  # reads only: the upload below is the one batch in flight
         time.sleep(2)
         ha.kill("api-read-1")
         time.sleep(3)
@@ -229,7 +228,6 @@ def test_a_rolling_deploy_loses_no_request_and_lets_a_long_upload_finish(ha):
     baseline = prices_now(ha)
     revision = f"test-{uuid.uuid4().hex[:12]}"
     with Traffic(ha, f"deploy-{uuid.uuid4().hex[:6]}", rows=0) as traffic:
-        traffic.pause = 3600  # reads only, besides the long upload
         thread = threading.Thread(target=upload, args=(ha, key, 1_000_000, "2303-01-01", results))
         thread.start()
         busy_server(ha, "api_ingest")
@@ -267,7 +265,6 @@ def test_reads_keep_their_latency_during_a_burst_of_uploads(ha):
     # Bodies made beforehand: this process's own work must not delay the reads it times.
     bodies = [csv_body(10_000, f"2304-{1 + i // 28:02d}-{1 + i % 28:02d}") for i in range(100)]
     with Traffic(ha, f"burst-{uuid.uuid4().hex[:6]}", read_rate=50, rows=0) as traffic:
-        traffic.pause = 3600  # reads only, besides the burst
         time.sleep(2)
         threads = [threading.Thread(target=upload, args=(ha, f"burst-{uuid.uuid4().hex[:8]}", body, "", results))
                    for body in bodies]
