@@ -9,6 +9,9 @@
       namespace, BENCH_CONNECTIONS connections, BENCH_SECONDS each) with one API read replica
       and with two, against
       pgbench running the API's own SQL on one standby in the same run: does reading scale out?
+  (d) BENCH_HA_BURSTS bursts (default 3) of 100 concurrent 10,000-row uploads: the read p99 and
+      worst of GET /rates at 50 reads/s during each, against 10 s of the same reads without
+      uploads just before it (the baseline, same run).
 
 BENCH_KEEP=1 leaves the stack running.
 """
@@ -21,21 +24,34 @@ import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import requests  # noqa: E402
 from bench_api import sql_for  # noqa: E402
 from failover_drill import drill  # noqa: E402
 
-from tools.ha import DOCUMENTED, HaStack, Traffic, check_no_loss, node_state, wait_until  # noqa: E402
+from tools.ha import (  # noqa: E402
+    DOCUMENTED,
+    FIRST_DAY,
+    HaStack,
+    Traffic,
+    batch_body,
+    check_no_loss,
+    node_state,
+    wait_until,
+)
 
 KILLS = int(os.environ.get("BENCH_HA_KILLS", "5"))
 SWITCHOVERS = int(os.environ.get("BENCH_HA_SWITCHOVERS", "3"))
+BURSTS = int(os.environ.get("BENCH_HA_BURSTS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
 
@@ -83,6 +99,36 @@ def read_scaling(stack: HaStack) -> dict[str, float]:
     return {"one_replica": one, "two_replicas": two, "pgbench_one_node": pgbench(stack, standby)}
 
 
+def burst_latency(stack: HaStack, run: int) -> dict[str, float]:
+    """Read latency at 50 reads/s: 10 s without uploads, then during 100 concurrent uploads."""
+    headers = {"Authorization": f"Bearer {stack.ingest_token()}", "Content-Type": "text/csv"}
+    first = FIRST_DAY + timedelta(days=20_000 + run * 100)  # days of their own, one per upload
+    bodies = [batch_body(first + timedelta(days=i), 10_000) for i in range(100)]  # made before timing
+    statuses: list[int] = []
+
+    def post(body: bytes) -> None:
+        response = requests.post(stack.api_url + "/batches", data=body, timeout=600,
+                                 headers={**headers, "Idempotency-Key": f"burst-{uuid.uuid4().hex}"})
+        statuses.append(response.status_code)
+
+    with Traffic(stack, f"quiet-{uuid.uuid4().hex[:6]}", read_rate=50, rows=0) as quiet:
+        time.sleep(10)
+    with Traffic(stack, f"burst-{uuid.uuid4().hex[:6]}", read_rate=50, rows=0) as burst:
+        time.sleep(1)
+        started = time.monotonic()
+        threads = [threading.Thread(target=post, args=(body,)) for body in bodies]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        seconds = time.monotonic() - started
+        time.sleep(1)
+    if statuses.count(201) != len(bodies) or quiet.failed_reads() or burst.failed_reads():
+        sys.exit(f"burst {run}: uploads {statuses}, failed reads {quiet.failed_reads() + burst.failed_reads()}")
+    return {"quiet_p99": quiet.read_latency_ms(0.99), "burst_p99": burst.read_latency_ms(0.99),
+            "burst_worst": max(r[2] for r in burst.reads) * 1000, "burst_s": seconds}
+
+
 def main() -> int:
     if not shutil.which("wrk") or not shutil.which("nsenter"):
         sys.exit("wrk and nsenter are needed: apt-get install wrk util-linux (run as root: nsenter)")
@@ -95,6 +141,7 @@ def main() -> int:
         kills = [drill(stack) for _ in range(KILLS)]
         switches = [switchover_gap(stack) for _ in range(SWITCHOVERS)]
         reads = read_scaling(stack)
+        bursts = [burst_latency(stack, run) for run in range(BURSTS)]
     finally:
         if os.environ.get("BENCH_KEEP") != "1":
             stack.compose("down", "--volumes", "--remove-orphans", check=False)
@@ -121,6 +168,11 @@ def main() -> int:
     print(f"  pgbench on one standby, same SQL      {reads['pgbench_one_node']:8.0f}  "
           f"(API with 2 replicas: {reads['two_replicas'] / reads['pgbench_one_node']:.1%})")
     print(f"  (one machine, {os.cpu_count()} cores: replicas share them)")
+    print(f"\n{BURSTS} bursts of 100 concurrent 10,000-row uploads, GET /rates at 50/s (ms):")
+    print(line("read p99, 10 s without uploads", [b["quiet_p99"] for b in bursts], "ms"))
+    print(line("read p99 during the burst", [b["burst_p99"] for b in bursts], "ms"))
+    print(line("worst read during the burst", [b["burst_worst"] for b in bursts], "ms"))
+    print(line("burst: first upload sent -> last 201", [b["burst_s"] for b in bursts]))
     return 0
 
 

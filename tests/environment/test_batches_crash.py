@@ -15,7 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from tests.stack import dotenv_ingest_token, kill_server_workers, run, server_workers, wait_for_batch_copy
+from tests.stack import (
+    dotenv_ingest_token,
+    dotenv_password,
+    kill_server_workers,
+    run,
+    server_workers,
+    wait_for_batch_copy,
+)
 
 ROWS = 300_000
 
@@ -104,3 +111,36 @@ def test_kill_of_the_api_container_mid_upload(stack):
     assert not stack.inspect("api")["State"]["Running"]
     stack.compose("start", "api")
     retry_commits_once(stack, codes, day, key)
+
+
+def test_a_client_cut_off_mid_copy_frees_its_backend(stack):
+    """A client whose network vanishes mid-COPY (no FIN, no RST: the link is gone) would keep its
+    backend, and the locks of its batch, for the kernel's 2 hours of TCP keepalive. The server's
+    keepalives (compose.yaml: 10 s idle, then 3 probes 5 s apart) end it within about 25 s.
+    (Data left unacknowledged by a vanished client is bounded by ``tcp_user_timeout``, 25 s too.)"""
+    db = stack.inspect("db")
+    network = next(iter(db["NetworkSettings"]["Networks"]))
+    tag = uuid.uuid4().hex[:12]
+    client = run(["docker", "run", "-d", "--rm", "--network", network, "--user", "999:999",
+                  "-e", f"PGPASSWORD={dotenv_password()}", "-e", f"PGAPPNAME=cut-{tag}", db["Config"]["Image"],
+                  "sh", "-c", "sleep 600 | psql -h db -U postgres -d rates -c 'COPY prices FROM STDIN'"]).stdout.strip()
+    try:
+        with stack.connect(autocommit=True) as conn:
+            def backend() -> int | None:
+                row = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                                   "AND query LIKE 'COPY prices%%'", (f"cut-{tag}",)).fetchone()
+                return row[0] if row else None
+
+            deadline = time.monotonic() + 30
+            while (pid := backend()) is None:
+                assert time.monotonic() < deadline, "the client's COPY did not start"
+                time.sleep(0.2)
+            time.sleep(1)  # the server's answer to COPY is acknowledged: the link is idle
+            run(["docker", "network", "disconnect", network, client])
+            cut = time.monotonic()
+            while backend() == pid:
+                assert time.monotonic() - cut < 60, "the backend of a vanished client is still there after 60 s"
+                time.sleep(0.5)
+            assert time.monotonic() - cut > 5, "the backend ended at once: the link was not cut silently"
+    finally:
+        run(["docker", "rm", "-f", client], check=False)
