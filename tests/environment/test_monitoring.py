@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 
+import psycopg
 import pytest
 import requests
 
@@ -25,6 +26,7 @@ from tests.stack import (
     DOCUMENTED_QUERY,
     Stack,
     dotenv_ingest_token,
+    dotenv_value,
     kill_server_workers,
     run,
     server_workers,
@@ -104,6 +106,36 @@ def test_every_target_is_scraped_and_pg_stat_statements_read(monitored):
     assert monitored.prometheus.value('rates_ready{job="rates-api"}') == 1
     volumes = {s["metric"]["mountpoint"] for s in monitored.prometheus.query('node_filesystem_avail_bytes{job="disk"}')}
     assert volumes == {"/volumes/db"}
+
+
+def test_the_exporter_logs_in_as_a_role_that_can_only_monitor(monitored):
+    """postgres_exporter connects as rates_monitor (setup.sql): pg_monitor's statistics, and
+    nothing else: no superuser, no table of rates (not even a connection), no object created."""
+    stack = monitored.stack
+    exporter = monitored.compose("ps", "-q", "postgres-exporter").stdout.strip()
+    address = next(iter(json.loads(run(["docker", "inspect", exporter]).stdout)[0]["NetworkSettings"]
+                        ["Networks"].values()))["IPAddress"]
+    with stack.connect("postgres", autocommit=True) as conn:
+        def users() -> set[str]:
+            return {u for (u,) in conn.execute("SELECT usename FROM pg_stat_activity WHERE host(client_addr) = %s",
+                                               (address,))}
+        wait_until(users, 30, "a session of the exporter")
+        assert users() == {"rates_monitor"}
+        role = conn.execute("SELECT rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, "
+                            "pg_has_role('rates_monitor', 'pg_monitor', 'member') FROM pg_roles "
+                            "WHERE rolname = 'rates_monitor'").fetchone()
+        assert role == (False, False, False, False, False, True)
+    conninfo = dict(host="127.0.0.1", port=stack.db_port, user="rates_monitor",
+                    password=dotenv_value("MONITOR_ROLE_PASSWORD"), connect_timeout=5, autocommit=True)
+    with psycopg.connect(dbname="postgres", **conninfo) as conn:
+        others = conn.execute("SELECT count(*) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid "
+                              "WHERE r.rolname <> 'rates_monitor' AND s.query <> '<insufficient privilege>'")
+        assert others.fetchone()[0] > 0  # every user's statements, with their text, not only its own
+        for statement in ("SELECT * FROM pg_authid", "CREATE TABLE t (x int)", "CREATE TEMP TABLE t (x int)"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+        psycopg.connect(dbname="rates", **conninfo)
 
 
 def test_the_monitoring_runs_hardened_and_not_as_root(monitored):
