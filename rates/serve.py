@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from rates.config import Settings, cpu_count
@@ -64,6 +66,37 @@ def granian_command(s: Settings) -> list[str]:
         "--log-config", logging_config(s.LOG_LEVEL),
         "rates.wsgi:application",
     ]
+
+
+def wake_main_thread_on_stop_signals() -> None:
+    """In a granian worker: make a stop signal (SIGTERM, SIGINT) run its handler whichever
+    thread the kernel gives it to.
+
+    granian's WSGI worker waits for its stop in the main thread, blocked on a lock, and Python
+    runs signal handlers in the main thread only, when it runs. The kernel delivers a signal
+    sent to the process to any thread that does not block it: given to one of granian's Rust
+    threads or a pool thread, the handler waits for a main thread that never wakes, so the
+    worker ignores the stop and is killed after WEB_GRACEFUL_TIMEOUT, losing its buffered access
+    lines (tests/integration/test_servers.py sends SIGTERM to such a thread). Python's C-level
+    handler writes each signal's number to the wakeup fd, from any thread: a daemon thread reads
+    it and interrupts the main thread with SIGURG (a handler that does nothing), and the main
+    thread then runs the stop signal's pending handler. A handler that already ran does not run
+    again (granian's stop channel holds one message: a second would block its worker).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    signal.signal(signal.SIGURG, lambda signum, frame: None)
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    main = threading.main_thread().ident
+
+    def wake() -> None:
+        while True:
+            if {signal.SIGTERM, signal.SIGINT} & set(os.read(read_end, 64)):
+                signal.pthread_kill(main, signal.SIGURG)
+
+    threading.Thread(target=wake, name="stop-signal-wake", daemon=True).start()
 
 
 def main(settings: Settings) -> int:

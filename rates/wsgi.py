@@ -15,6 +15,7 @@ from rates import config  # noqa: E402
 from rates.api.app import create_app  # noqa: E402
 from rates.components import Components  # noqa: E402
 from rates.observability.logs import configure_logging  # noqa: E402
+from rates.serve import wake_main_thread_on_stop_signals  # noqa: E402
 
 try:
     settings = config.get()
@@ -24,4 +25,6 @@ except config.ConfigError as exc:  # stops start-up with a message naming the va
 if not logging.getLogger().handlers:
     configure_logging(settings.LOG_LEVEL)
 
+if "granian" in sys.modules:  # a granian worker (gunicorn's handle their signals themselves)
+    wake_main_thread_on_stop_signals()
 application = app = create_app(Components.build(settings))

@@ -5,6 +5,7 @@ gathered in a worker's buffer."""
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import signal
@@ -25,11 +26,8 @@ SERVERS = {  # command, working folder, offset of its port from the stack's API 
 }
 
 
-@pytest.mark.parametrize("server", list(SERVERS))
-def test_server_serves_and_flushes_buffered_access_lines_on_sigterm(stack, tmp_path, server):
-    command, folder, offset = SERVERS[server]
-    port = stack.api_port + 20 + offset
-    env = {
+def server_env(stack, tmp_path: Path, port: int) -> dict[str, str]:
+    return {
         **os.environ,
         "RATES_ENV_FILE": "/dev/null",
         "WEB_BIND": f"127.0.0.1:{port}",
@@ -43,6 +41,13 @@ def test_server_serves_and_flushes_buffered_access_lines_on_sigterm(stack, tmp_p
         "TMPDIR": str(tmp_path),  # where `serve` notes its URL for `healthcheck`
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
     }
+
+
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_server_serves_and_flushes_buffered_access_lines_on_sigterm(stack, tmp_path, server):
+    command, folder, offset = SERVERS[server]
+    port = stack.api_port + 20 + offset
+    env = server_env(stack, tmp_path, port)
     err = tmp_path / "server.log"
     proc = subprocess.Popen(command(port), cwd=folder, env=env,
                             stdout=subprocess.DEVNULL, stderr=err.open("w"))
@@ -92,3 +97,67 @@ def wait_for(base: str, proc: subprocess.Popen, log: Path) -> None:
         assert proc.poll() is None, log.read_text()[-3000:]
         assert time.monotonic() < deadline, "the server did not answer within 30 s"
         time.sleep(0.3)
+
+
+def tgkill(pid: int, tid: int, signum: int) -> None:
+    """Send a signal to one thread of another process (what the kernel may do by itself when a
+    signal is sent to the process)."""
+    number = {"x86_64": 234, "aarch64": 131}.get(os.uname().machine)
+    if number is None:
+        pytest.skip(f"tgkill's system call number is not known here ({os.uname().machine})")
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.syscall(number, pid, tid, signum) == 0, os.strerror(ctypes.get_errno())
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_granian_worker_stops_when_its_sigterm_lands_on_another_thread(stack, tmp_path):
+    """The kernel may give a signal sent to a worker to any of its threads; granian's worker
+    waits for it in the main thread. Sent to another thread, it must still stop the worker at
+    once, its buffered access lines written (rates.serve.wake_main_thread_on_stop_signals)."""
+    port = stack.api_port + 20 + 13
+    env = server_env(stack, tmp_path, port)
+    err = tmp_path / "server.log"
+    proc = subprocess.Popen([sys.executable, "-m", "rates", "serve"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=err.open("w"))
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(base, proc, err)
+        ids = [f"thread-{uuid.uuid4().hex}" for _ in range(4)]
+        for request_id in ids:
+            assert requests.get(f"{base}/rates?{DOCUMENTED_QUERY}", headers={"X-Request-ID": request_id},
+                                timeout=10).status_code == 200
+        workers = children(proc.pid)
+        assert len(workers) == 2, workers
+        for worker in workers:
+            thread = next(int(t.name) for t in Path(f"/proc/{worker}/task").iterdir() if int(t.name) != worker)
+            tgkill(worker, thread, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{worker}/status").exists() and "zombie" not in
+                  Path(f"/proc/{worker}/status").read_text() for worker in workers):
+            assert time.monotonic() < deadline, f"a worker ignored its SIGTERM for 10 s:\n{err.read_text()[-3000:]}"
+            time.sleep(0.1)
+        # granian starts new workers in their place: stop it once they are up (a SIGTERM that
+        # meets a worker still booting can wait for the kill timeout, a race of its own).
+        while err.read_text().count('"Started worker-') < 4:
+            assert time.monotonic() < deadline + 30, f"no new workers:\n{err.read_text()[-3000:]}"
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    logged = {json.loads(line).get("request_id") for line in err.read_text().splitlines() if '"rates.access"' in line}
+    assert set(ids) <= logged, f"access lines lost:\n{err.read_text()[-3000:]}"
