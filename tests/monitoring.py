@@ -132,3 +132,15 @@ class AlertSink:
         """Alerts named ``name`` with ``status`` in the notifications received after ``after`` (time.time())."""
         return [alert for n in self.notifications() if n["received_at"] > after for alert in n["alerts"]
                 if alert["labels"]["alertname"] == name and alert["status"] == status]
+
+
+def alert_delivered(prometheus: Prometheus, sink: AlertSink, name: str, since: tuple[float, float],
+                    within: float) -> tuple[float, float]:
+    """Wait until alert ``name`` fires in Prometheus, then reaches the sink, both within
+    ``within`` seconds of ``since`` (time.monotonic(), time.time()) taken at the fault; return
+    the seconds from the fault to each."""
+    started, wall = since
+    wait_until(lambda: prometheus.alerts(name), within, f"{name} firing in Prometheus")
+    fired = time.monotonic() - started
+    wait_until(lambda: sink.received(name, after=wall), within - fired, f"{name} at the alert sink")
+    return fired, time.monotonic() - started
