@@ -94,10 +94,11 @@ def pgbench(stack: HaStack, node: str) -> float:
 
 def read_scaling(stack: HaStack) -> dict[str, float]:
     standby = next(m["Member"] for m in stack.members() if m["Role"] != "Leader")
-    stack.haproxy("set server api_read/api-read-2 state maint")
+    second = sorted(name for name, status in stack.backend_servers("api_read").items() if status == "UP")[1]
+    stack.haproxy(f"set server api_read/{second} state maint")
     one = wrk(stack, DOCUMENTED)
-    stack.haproxy("set server api_read/api-read-2 state ready")
-    wait_until(lambda: stack.backend_servers("api_read").get("api-read-2") == "UP", 30, "api-read-2 up")
+    stack.haproxy(f"set server api_read/{second} state ready")
+    wait_until(lambda: stack.backend_servers("api_read").get(second) == "UP", 30, f"{second} up")
     two = wrk(stack, DOCUMENTED)
     return {"one_replica": one, "two_replicas": two, "pgbench_one_node": pgbench(stack, standby)}
 

@@ -68,6 +68,14 @@ class HaStack:
     def container(self, service: str) -> str:
         return self.compose("ps", "--all", "-q", service).stdout.strip()
 
+    def containers(self, service: str) -> list[str]:
+        """The running containers of a scaled service (api-read, api-ingest)."""
+        return self.compose("ps", "-q", service).stdout.split()
+
+    def address(self, container: str) -> str:
+        return self.run("docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                        container).stdout.strip()
+
     def kill(self, service: str, signal: str = "KILL") -> None:
         self.run("docker", "kill", "-s", signal, self.container(service))
 
@@ -87,6 +95,13 @@ class HaStack:
     def haproxy(self, command: str) -> str:
         return self.compose("exec", "-T", "haproxy", "sh", "-c",
                             f"echo '{command}' | socat stdio /tmp/haproxy.sock").stdout
+
+    def server_container(self, backend: str, server: str) -> str:
+        """The container behind one of HAProxy's server slots (api-read1, ...), by its address."""
+        rows = [line.split() for line in self.haproxy(f"show servers state {backend}").splitlines()[2:]]
+        address = next(r[4] for r in rows if len(r) > 4 and r[3] == server)
+        service = backend.replace("_", "-")
+        return next(c for c in self.containers(service) if self.address(c) == address)
 
     def backend_servers(self, backend: str) -> dict[str, str]:
         """HAProxy's view of a backend: server name -> status (UP, DOWN, DRAIN, ...)."""

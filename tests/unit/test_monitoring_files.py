@@ -191,8 +191,11 @@ def test_every_scrape_target_is_a_service_of_its_stack(config, compose):
     for name in ("SCRAPE_INTERVAL", "SCRAPE_TIMEOUT", "EVALUATION_INTERVAL"):
         text = text.replace(f"@{name}@", "1s")
     prometheus = yaml.safe_load(text)
-    hosts = {target.split(":")[0] for job in prometheus["scrape_configs"] for group in job["static_configs"]
+    hosts = {target.split(":")[0] for job in prometheus["scrape_configs"] for group in job.get("static_configs", [])
              for target in group["targets"]}
+    # Names resolved through Docker's DNS (a scaled service: an address per container).
+    hosts |= {name for job in prometheus["scrape_configs"] for sd in job.get("dns_sd_configs", [])
+              for name in sd["names"]}
     hosts |= {target.split(":")[0] for am in prometheus["alerting"]["alertmanagers"]
               for group in am["static_configs"] for target in group["targets"]}
     assert hosts - {"localhost"} <= compose_services(*compose)
