@@ -4,7 +4,8 @@ Reads: a pool of autocommit connections (a read is one statement: no BEGIN, no R
 the data-version query prepared on each. A request that cannot get a connection within
 ``DB_POOL_TIMEOUT`` seconds gets a 503; a connection broken by a database restart is replaced
 and the read retried once, so the service recovers by itself. The service starts while the
-database is down: pools connect in the background.
+database is down: pools connect in the background, and once it is back the next request gets
+a connection at once (``_reconnect_window``).
 
 Batches: a pool of their own. A batch holds its connection for the whole upload, which must not
 take connections from reads, and psycopg answers the rollback of a failed batch with
@@ -63,6 +64,15 @@ class LazyPool:
             self.current = None
 
 
+def _reconnect_window(settings: Settings) -> float:
+    """How long a pool keeps retrying one failed connection attempt: as long as a request waits
+    for a connection (DB_POOL_TIMEOUT). psycopg_pool lets one attempt at a time grow a pool and
+    doubles its delay after each failure, with no ceiling: after a 20 s outage (a failover) the
+    attempt could sleep 16 s more, while every request timed out. Given up sooner, the next
+    request starts a fresh attempt, at once."""
+    return settings.DB_POOL_TIMEOUT
+
+
 def _autocommit(conn: psycopg.Connection) -> None:
     conn.autocommit = True  # writers open their transactions explicitly
 
@@ -74,8 +84,7 @@ class ReadPool:
         self._statement_timeout = f"{settings.DB_STATEMENT_TIMEOUT_MS}ms"
         self._lazy = LazyPool(lambda: ConnectionPool(
             settings.conninfo(pool="read"), min_size=settings.DB_POOL_MIN_SIZE, max_size=settings.DB_POOL_MAX_SIZE,
-            timeout=settings.DB_POOL_TIMEOUT,
-            reconnect_timeout=24 * 3600,  # keep retrying in the background for as long as the process lives
+            timeout=settings.DB_POOL_TIMEOUT, reconnect_timeout=_reconnect_window(settings),
             configure=self._configure, name="rates", open=False,
         ))
 
@@ -160,7 +169,8 @@ class BatchPools:
             # check: each connection is tried before it is lent (one round trip per batch), so a
             # connection that broke while idle (a database or proxy restart) is replaced.
             return lambda: ConnectionPool(settings.conninfo(pool="ingest"), min_size=0, max_size=size,
-                                          timeout=settings.DB_POOL_TIMEOUT, configure=_autocommit,
+                                          timeout=settings.DB_POOL_TIMEOUT,
+                                          reconnect_timeout=_reconnect_window(settings), configure=_autocommit,
                                           check=ConnectionPool.check_connection, name=name, open=False)
 
         self._batches = LazyPool(pool("rates-batches", settings.BATCH_DB_CONNECTIONS))
