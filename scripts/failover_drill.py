@@ -46,7 +46,10 @@ def drill(stack: HaStack) -> dict[str, float]:
     rejoined = time.monotonic() - started
     check_no_loss(stack, traffic, baseline)
     gaps = traffic.write_gaps()
+    # The client side of the gap: from the promotion seen by Patroni to the first batch acknowledged.
+    after = [b.acknowledged_at - killed - promoted for b in traffic.acknowledged() if b.acknowledged_at > killed]
     return {"old": primary, "new": new, "promoted_s": promoted, "write_gap_s": max(gaps, default=0.0),
+            "first_ack_s": min(after, default=float("nan")),
             "reads": len(traffic.reads), "failed_reads": len(traffic.failed_reads()),
             "batches": len(traffic.acknowledged()), "rejoin_s": rejoined}
 
@@ -58,6 +61,7 @@ def main() -> int:
     figures = drill(stack)
     print(f"\nfailover drill: {figures['old']} killed, {figures['new']} promoted after {figures['promoted_s']:.1f} s")
     print(f"  write gap (first failed batch to its acknowledgement): {figures['write_gap_s']:.1f} s")
+    print(f"  first batch acknowledged {figures['first_ack_s']:.1f} s after the promotion")
     print(f"  reads: {figures['reads']}, failed: {figures['failed_reads']}")
     print(f"  batches acknowledged: {figures['batches']}, lost: 0 (checked on every node)")
     print(f"  {figures['old']} back as a streaming replica {figures['rejoin_s']:.1f} s after it was started")

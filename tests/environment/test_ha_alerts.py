@@ -57,7 +57,7 @@ def test_reads_add_up_over_the_api_replicas(ha):
     each = {s["metric"]["instance"]: float(s["value"][1]) - each_before.get(s["metric"]["instance"], 0.0)
             for s in prometheus.query(by_replica)}
     assert sum(each.values()) == 200
-    read_replicas = {f"{ha.address(c)}:3000" for c in ha.containers("api-read")}
+    read_replicas = {f"api-read/{ha.address(c)}:3000" for c in ha.containers("api-read")}
     assert {name for name, served in each.items() if served > 0} == read_replicas and len(read_replicas) == 2
 
 
