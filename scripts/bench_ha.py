@@ -3,7 +3,8 @@
 (BENCH_HA_PROJECT, default rates-ha-bench, API port 3500), started from nothing:
 
   (a) BENCH_HA_KILLS primary kills (default 5) under a steady load: median and worst of the
-      write gap, failed reads, time to promote, time for the old primary to rejoin;
+      write gap, failed reads, time to promote, from the promotion to the first batch acknowledged,
+      time for the old primary to rejoin;
   (b) BENCH_HA_SWITCHOVERS planned switchovers (default 3): the write gap;
   (c) read throughput of the documented query through HAProxy (wrk inside HAProxy's network
       namespace, BENCH_CONNECTIONS connections, BENCH_SECONDS each) with one API read replica
