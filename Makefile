@@ -70,7 +70,7 @@ switchover: ## planned change of primary in the HA stack (to the synchronous sta
 failover-drill: venv ## kill the HA stack's primary under load; print write gap, read errors, rejoin time
 	$(PY) scripts/failover_drill.py
 
-deploy: ## roll the HA stack's API replicas to a freshly built image, one at a time, losing nothing
+deploy: ## roll the HA stack's API replicas to a freshly built image, one container at a time (a new one in rotation before an old one drains), losing nothing
 	scripts/deploy
 
 bench-ha: venv ## HA figures: failovers (5 kills), switchover gap, read throughput with 1 and 2 API replicas, reads during upload bursts
