@@ -168,6 +168,23 @@ def test_an_api_replica_killed_costs_no_read_and_its_upload_is_retried_once(ha):
     ha.compose("up", "--detach", "--wait", "api-read", "api-ingest")  # the killed containers again
 
 
+def test_the_proxy_answers_in_the_service_s_json_error_shape_when_no_replica_is_up(ha):
+    """Every read replica stopped: HAProxy's 503 is JSON with a message, like the service's own
+    errors, not an HTML page; the replicas started again serve at once."""
+    ha.compose("stop", "api-read")
+    try:
+        def refused() -> tuple[requests.Response] | None:
+            answer = requests.get(ha.api_url + DOCUMENTED, timeout=10)
+            return (answer,) if answer.status_code == 503 else None  # a Response is false when not ok
+
+        answer, = wait_until(refused, 30, "HAProxy's 503")  # type: ignore[misc]
+        assert answer.headers["Content-Type"] == "application/json"
+        assert "retry" in answer.json()["error"]
+    finally:
+        ha.compose("up", "--detach", "--wait", "api-read")
+    wait_until(lambda: requests.get(ha.api_url + DOCUMENTED, timeout=10).status_code == 200, 30, "reads again")
+
+
 def test_a_planned_switchover_costs_no_read(ha):
     all_streaming(ha)
     before = ha.leader()
