@@ -4,8 +4,8 @@ Reads: a pool of autocommit connections (a read is one statement: no BEGIN, no R
 the data-version query prepared on each. A request that cannot get a connection within
 ``DB_POOL_TIMEOUT`` seconds gets a 503; a connection broken by a database restart is replaced
 and the read retried once, so the service recovers by itself. The service starts while the
-database is down: pools connect in the background, and once it is back the next request gets
-a connection at once (``_reconnect_window``).
+database is down: pools connect in the background; once it is back, the next batch gets a
+connection at once (``_reconnect_window``).
 
 Batches: a pool of their own. A batch holds its connection for the whole upload, which must not
 take connections from reads, and psycopg answers the rollback of a failed batch with
@@ -65,8 +65,8 @@ class LazyPool:
 
 
 def _reconnect_window(settings: Settings) -> float:
-    """How long a pool keeps retrying one failed connection attempt: as long as a request waits
-    for a connection (DB_POOL_TIMEOUT). psycopg_pool lets one attempt at a time grow a pool and
+    """How long a batch pool keeps retrying one failed connection attempt: as long as a batch
+    waits for a connection (DB_POOL_TIMEOUT). psycopg_pool lets one attempt at a time grow a pool and
     doubles its delay after each failure, with no ceiling: after a 20 s outage (a failover) the
     attempt could sleep 16 s more, while every request timed out. Given up sooner, the next
     request starts a fresh attempt, at once."""
@@ -84,7 +84,8 @@ class ReadPool:
         self._statement_timeout = f"{settings.DB_STATEMENT_TIMEOUT_MS}ms"
         self._lazy = LazyPool(lambda: ConnectionPool(
             settings.conninfo(pool="read"), min_size=settings.DB_POOL_MIN_SIZE, max_size=settings.DB_POOL_MAX_SIZE,
-            timeout=settings.DB_POOL_TIMEOUT, reconnect_timeout=_reconnect_window(settings),
+            timeout=settings.DB_POOL_TIMEOUT,
+            reconnect_timeout=24 * 3600,  # keep retrying in the background for as long as the process lives
             configure=self._configure, name="rates", open=False,
         ))
 

@@ -269,12 +269,12 @@ def test_the_database_stopped_fires_the_readiness_alert_and_the_sink_receives_it
               f"{delivered:.1f} s; other alerts firing: "
               f"{sorted(prometheus.firing())}")
         assert prometheus.value('sum(rates_http_requests_total{route="/rates",status="503"})') > 0
-    finally:
+    finally:  # the database back and ready even when an assertion failed: later tests need it
         stack.compose("start", "db")
         stop.set()
         for thread in threads:
             thread.join(timeout=10)
-    stack.wait_healthy("db")
-    stack.wait_for("/readyz", within=60)
+        stack.wait_healthy("db")
+        stack.wait_for("/readyz", within=60)
     wait_until(lambda: sink.received("RatesNotReady", status="resolved", after=stopped_wall), 30,
                "RatesNotReady resolved at the alert sink")
