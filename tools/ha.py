@@ -103,10 +103,14 @@ class HaStack:
         service = backend.replace("_", "-")
         return next(c for c in self.containers(service) if self.address(c) == address)
 
+    def stat_rows(self, backend: str) -> list[list[str]]:
+        """HAProxy's statistics of a backend, a CSV row per server and one for the BACKEND:
+        pxname, svname, qcur, qmax, scur, smax, slim, ... status (index 17)."""
+        return [line.split(",") for line in self.haproxy("show stat").splitlines() if line.startswith(backend + ",")]
+
     def backend_servers(self, backend: str) -> dict[str, str]:
         """HAProxy's view of a backend: server name -> status (UP, DOWN, DRAIN, ...)."""
-        rows = [line.split(",") for line in self.haproxy("show stat").splitlines() if line and line[0] != "#"]
-        return {r[1]: r[17] for r in rows if r[0] == backend and r[1] not in ("FRONTEND", "BACKEND")}
+        return {r[1]: r[17] for r in self.stat_rows(backend) if r[1] not in ("FRONTEND", "BACKEND")}
 
     # ---- Patroni ----
 

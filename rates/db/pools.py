@@ -68,8 +68,8 @@ def _reconnect_window(settings: Settings) -> float:
     """How long a batch pool keeps retrying one failed connection attempt: as long as a batch
     waits for a connection (DB_POOL_TIMEOUT). psycopg_pool lets one attempt at a time grow a pool and
     doubles its delay after each failure, with no ceiling: after a 20 s outage (a failover) the
-    attempt could sleep 16 s more, while every request timed out. Given up sooner, the next
-    request starts a fresh attempt, at once."""
+    attempt could sleep 16 s more, while every batch timed out. Given up sooner, the next batch
+    starts a fresh attempt, at once."""
     return settings.DB_POOL_TIMEOUT
 
 

@@ -106,8 +106,7 @@ def requests_on(stack: HaStack, container: str, having: str) -> float:
 def busy_server(stack: HaStack, backend: str) -> str:
     """The server of ``backend`` that has a session open right now (HAProxy's view)."""
     def find() -> str | None:
-        rows = [line.split(",") for line in stack.haproxy("show stat").splitlines() if line and line[0] != "#"]
-        return next((r[1] for r in rows if r[0] == backend and r[1] not in ("FRONTEND", "BACKEND")
+        return next((r[1] for r in stack.stat_rows(backend) if r[1] not in ("FRONTEND", "BACKEND")
                      and int(r[4] or 0) > 0), None)
     return wait_until(find, 30, f"a busy server in {backend}", every=0.1)  # type: ignore[return-value]
 
@@ -329,8 +328,8 @@ def test_reads_keep_their_latency_during_a_burst_of_uploads(ha):
     assert traffic.failed_reads() == []
     assert {s: posts_on(s) for s in before} == before, "an upload reached a read replica"
     # Admission control (HA_INGEST_CONCURRENCY=1): one upload at a time per ingest replica, the
-    # rest queued in HAProxy. (pxname, svname, qcur, qmax, scur, smax, slim, ...)
-    rows = [line.split(",") for line in ha.haproxy("show stat").splitlines() if line.startswith("api_ingest,")]
+    # rest queued in HAProxy.
+    rows = ha.stat_rows("api_ingest")
     servers = [r for r in rows if r[1] != "BACKEND" and r[17] == "UP"]
     assert servers and all(r[6] == "1" and int(r[5]) <= 1 for r in servers), [r[:7] for r in servers]
     assert int(next(r for r in rows if r[1] == "BACKEND")[3]) > 1, "no upload waited in HAProxy's queue"
