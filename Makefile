@@ -48,14 +48,14 @@ ps: ## list the containers of the stack and their health
 psql: ## open psql on the rates database inside the db container
 	$(COMPOSE) exec db sh -c 'psql -U "$$POSTGRES_USER" rates'
 
-up-ha: ## start the highly available stack (etcd, Patroni x3, HAProxy, API replicas), print endpoints and primary
+up-ha: ## start the highly available stack (etcd x3, Patroni x HA_PG_NODES, HAProxy, API replicas), print endpoints and primary
 	scripts/up-ha
 
 down-ha: ## stop and remove the HA stack's containers, keep its volumes
 	scripts/ha-compose down --remove-orphans
 	@echo "HA stack stopped; its volumes are kept (make reset-ha wipes them)"
 
-reset-ha: ## wipe the HA stack's volumes (etcd, the three nodes), then start it again
+reset-ha: ## wipe the HA stack's volumes (etcd, every PostgreSQL node), then start it again
 	scripts/ha-compose down --volumes --remove-orphans
 	@echo "removed the HA stack's containers, network and volumes"
 	scripts/up-ha
@@ -86,6 +86,7 @@ lint: venv ## hadolint every Dockerfile, validate the compose files, ruff the Py
 	$(VENV)/bin/hadolint $$(git ls-files '*Dockerfile*')
 	$(COMPOSE) config --quiet
 	scripts/ha-compose config --quiet
+	HA_COMPOSE_MONITORING=1 HA_PG_NODES=5 scripts/ha-compose config --quiet
 	$(COMPOSE) -f compose.yaml -f compose.monitoring.yaml config --quiet
 	$(VENV)/bin/ruff check rates tests scripts tools
 	@echo "lint: Dockerfiles, the compose files and the Python code are clean"

@@ -39,7 +39,7 @@ def drill(stack: HaStack) -> dict[str, float]:
         new = wait_until(lambda: stack.new_leader(primary), 90, "a new primary", every=0.2)  # type: ignore[arg-type]
         promoted = time.monotonic() - killed
         time.sleep(4)
-    check_no_loss(stack, traffic, baseline, nodes=tuple(n for n in ("pg1", "pg2", "pg3") if n != primary))
+    check_no_loss(stack, traffic, baseline, nodes=tuple(n for n in stack.nodes if n != primary))
     started = time.monotonic()
     stack.start(primary)  # type: ignore[arg-type]
     wait_until(lambda: (stack.role(primary) or ("", ""))[1] == "streaming", 180, f"{primary} streaming again")

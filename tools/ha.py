@@ -25,7 +25,6 @@ import requests
 from dotenv import dotenv_values
 
 ROOT = Path(__file__).resolve().parent.parent
-NODES = ("pg1", "pg2", "pg3")
 DOCUMENTED = "/rates?date_from=2021-01-01&date_to=2021-01-31&orig_code=CNGGZ&dest_code=EETLL"
 
 
@@ -45,6 +44,12 @@ class HaStack:
         return {**os.environ, "HA_PROJECT": self.project, "HA_API_PORT": str(self.api_port),
                 "HA_DB_WRITE_PORT": str(self.write_port), "HA_DB_READ_PORT": str(self.read_port),
                 "HA_STATS_PORT": str(self.stats_port), **self.extra_env}
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """The PostgreSQL nodes, pg1 ... pgN: N = HA_PG_NODES as scripts/ha-nodes reads it."""
+        count = self.run("scripts/ha-nodes", "count").stdout.strip()
+        return tuple(f"pg{i}" for i in range(1, int(count) + 1))
 
     @property
     def api_url(self) -> str:
@@ -85,12 +90,24 @@ class HaStack:
     def network(self) -> str:
         return f"{self.project}_default"
 
-    def disconnect(self, service: str) -> None:
-        self.run("docker", "network", "disconnect", self.network(), self.container(service))
+    def aliases(self, service: str) -> list[str]:
+        """The container's DNS names on the stack's network besides its id: the service name, and
+        pg-nodes for a PostgreSQL node."""
+        container = self.container(service)
+        networks = json.loads(self.run("docker", "inspect", "-f", "{{json .NetworkSettings.Networks}}",
+                                       container).stdout)
+        return [a for a in networks[self.network()]["Aliases"] or [] if not container.startswith(a)]
 
-    def reconnect(self, service: str) -> None:
-        # The service name is the container's DNS alias on the network: give it back.
-        self.run("docker", "network", "connect", "--alias", service, self.network(), self.container(service))
+    def disconnect(self, service: str) -> list[str]:
+        """Cut the service's container off the network; its aliases, for ``reconnect``."""
+        aliases = self.aliases(service)
+        self.run("docker", "network", "disconnect", self.network(), self.container(service))
+        return aliases
+
+    def reconnect(self, service: str, aliases: list[str]) -> None:
+        # The aliases are how the others find the container (its service name, pg-nodes): give them back.
+        self.run("docker", "network", "connect", *(f"--alias={a}" for a in aliases), self.network(),
+                 self.container(service))
 
     def haproxy(self, command: str) -> str:
         return self.compose("exec", "-T", "haproxy", "sh", "-c",
@@ -116,7 +133,7 @@ class HaStack:
 
     def members(self, exclude: tuple[str, ...] = ()) -> list[dict]:
         """`patronictl list` as seen from the first node that answers (and is not excluded)."""
-        for node in NODES:
+        for node in self.nodes:
             if node in exclude:
                 continue
             proc = self.compose("exec", "-T", node, "patronictl", "-c", "/etc/patroni/patroni.yml", "list", "-f",
@@ -297,11 +314,12 @@ def node_state(stack: HaStack, node: str) -> tuple[int, int]:
     return int(count), int(version)
 
 
-def check_no_loss(stack: HaStack, traffic: Traffic, baseline: int, nodes: tuple[str, ...] = NODES,
+def check_no_loss(stack: HaStack, traffic: Traffic, baseline: int, nodes: tuple[str, ...] | None = None,
                   within: float = 60) -> None:
     """Every acknowledged batch present exactly once with all its rows, none partly present,
-    prices = ``baseline`` + the rows of the batches present, and the nodes in agreement once
-    caught up."""
+    prices = ``baseline`` + the rows of the batches present, and the nodes (every one unless
+    ``nodes`` names some) in agreement once caught up."""
+    nodes = nodes or stack.nodes
     primary = wait_until(lambda: stack.leader(), 30, "a primary")
     present = wait_until(lambda: batch_rows(stack, traffic) or {"": (0, 0)}, 30, "the primary answering")
     present.pop("", None)  # type: ignore[union-attr]

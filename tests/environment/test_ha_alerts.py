@@ -13,7 +13,7 @@ import uuid
 import requests
 
 from tests.monitoring import AlertSink, Prometheus, alert_delivered, dashboards, panel_queries, ports
-from tools.ha import DOCUMENTED, NODES, HaStack, wait_until
+from tools.ha import DOCUMENTED, HaStack, wait_until
 
 FAILOVER_ALERT_WITHIN = 90  # seconds from the kill: Patroni's ttl (20 s), a loop, a scrape, a notification
 
@@ -26,7 +26,8 @@ def monitoring(ha: HaStack) -> tuple[Prometheus, AlertSink]:
 
 def test_every_part_of_the_ha_stack_is_scraped(ha):
     prometheus, _ = monitoring(ha)
-    expected = {"rates-api": 4, "postgres": 3, "patroni": 3, "haproxy": 1, "disk": 1, "alertmanager": 1,
+    nodes = len(ha.nodes)
+    expected = {"rates-api": 4, "postgres": nodes, "patroni": nodes, "haproxy": 1, "disk": 1, "alertmanager": 1,
                 "prometheus": 1}
 
     def all_up() -> bool:
@@ -36,7 +37,7 @@ def test_every_part_of_the_ha_stack_is_scraped(ha):
         return up == expected or print(up)
     wait_until(all_up, 60, f"targets up: {expected}")
     volumes = {s["metric"]["mountpoint"] for s in prometheus.query('node_filesystem_avail_bytes{job="disk"}')}
-    assert volumes == {f"/volumes/{node}" for node in NODES}
+    assert volumes == {f"/volumes/{node}" for node in ha.nodes}
 
 
 def test_reads_add_up_over_the_api_replicas(ha):

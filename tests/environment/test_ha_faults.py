@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import psycopg
 import requests
 
-from tools.ha import DOCUMENTED, NODES, HaStack, Traffic, check_no_loss, node_state, wait_until
+from tools.ha import DOCUMENTED, HaStack, Traffic, check_no_loss, node_state, wait_until
 
 
 def prices_now(stack: HaStack) -> int:
@@ -27,12 +27,14 @@ def prices_now(stack: HaStack) -> int:
 
 
 def all_streaming(stack: HaStack, within: float = 90) -> None:
-    """Wait until the cluster is whole again: a leader and two streaming standbys."""
+    """Wait until the cluster is whole again: a leader and every other node a streaming standby."""
+    standbys = len(stack.nodes) - 1
+
     def whole() -> bool:
         members = stack.members()
         return (sum(m["Role"] == "Leader" for m in members) == 1
-                and sum(m["State"] == "streaming" for m in members) == 2)
-    wait_until(whole, within, "a leader and two streaming standbys")
+                and sum(m["State"] == "streaming" for m in members) == standbys)
+    wait_until(whole, within, f"a leader and {standbys} streaming standbys")
 
 
 def report(name: str, traffic: Traffic, **figures: object) -> None:
@@ -65,7 +67,7 @@ def test_a_batch_acknowledged_is_read_at_once_through_any_replica(ha):
 def test_a_replica_killed_costs_no_read_and_writes_go_on(ha):
     all_streaming(ha)
     primary = ha.leader()
-    replica = next(n for n in NODES if n != primary)
+    replica = next(n for n in ha.nodes if n != primary)
     baseline = prices_now(ha)
     with Traffic(ha, f"replica-{uuid.uuid4().hex[:6]}") as traffic:
         time.sleep(2)
@@ -76,7 +78,7 @@ def test_a_replica_killed_costs_no_read_and_writes_go_on(ha):
     report("replica killed", traffic)
     assert traffic.failed_reads() == []
     assert after_kill, "no batch was acknowledged after the replica was lost"
-    check_no_loss(ha, traffic, baseline, nodes=tuple(n for n in NODES if n != replica))
+    check_no_loss(ha, traffic, baseline, nodes=tuple(n for n in ha.nodes if n != replica))
     ha.start(replica)
     all_streaming(ha)
     check_no_loss(ha, traffic, baseline)
@@ -211,7 +213,7 @@ def test_the_primary_killed_is_replaced_and_rejoins_as_a_replica(ha):
     report("primary killed", traffic)
     assert traffic.failed_reads() == []
     assert traffic.write_gaps(), "no batch met the failover"
-    check_no_loss(ha, traffic, baseline, nodes=tuple(n for n in NODES if n != primary))
+    check_no_loss(ha, traffic, baseline, nodes=tuple(n for n in ha.nodes if n != primary))
     started = time.monotonic()
     ha.start(primary)
     wait_until(lambda: ha.role(primary) in (("Sync Standby", "streaming"), ("Replica", "streaming")), 120,
@@ -228,7 +230,7 @@ def test_a_primary_cut_off_stops_accepting_writes_and_no_batch_is_lost(ha):
     marker = f"2302-{1 + uuid.uuid4().int % 12:02d}-01"
     with Traffic(ha, f"cut-{uuid.uuid4().hex[:6]}") as traffic:
         time.sleep(2)
-        ha.disconnect(primary)
+        aliases = ha.disconnect(primary)
         cut_at = time.monotonic()
         # A write sent to the isolated node itself: it can only wait for a standby that is gone.
         direct = ha.compose("exec", "-T", primary, "psql", "-U", "postgres", "-d", "rates", "-Xc",
@@ -240,7 +242,7 @@ def test_a_primary_cut_off_stops_accepting_writes_and_no_batch_is_lost(ha):
     report("primary cut off", traffic, direct_write_rc=direct.returncode, ended_after=f"{demoted_after:.1f}s")
     assert direct.returncode != 0, f"the isolated node acknowledged a write: {direct.stdout}"
     assert new != primary
-    ha.reconnect(primary)
+    ha.reconnect(primary, aliases)
     all_streaming(ha, within=120)
     assert ha.sql(new, f"SELECT count(*) FROM prices WHERE day = '{marker}'") == "0"
     assert traffic.failed_reads() == []
@@ -267,6 +269,61 @@ def test_the_number_of_api_replicas_is_one_variable(ha):
     ha.make("up-ha")
     assert len(ha.containers("api-read")) == 2
     wait_until(lambda: list(ha.backend_servers("api_read").values()).count("UP") == 2, 30, "2 read replicas UP")
+
+
+def read_port_servers(stack: HaStack, expected: set[str], most: int = 40) -> set[str]:
+    """The addresses of the nodes behind HAProxy's read port: sessions opened and held one after
+    the other (leastconn sends each to a node with the fewest, the API's pooled sessions included)
+    until they reached every ``expected`` address, or ``most`` sessions."""
+    sessions: list[psycopg.Connection] = []
+    seen: set[str] = set()
+    try:
+        while seen < expected and len(sessions) < most:
+            sessions.append(psycopg.connect(stack.conninfo(stack.read_port)))
+            seen.add(str(sessions[-1].execute("SELECT host(inet_server_addr())").fetchone()[0]))
+        return seen
+    finally:
+        for s in sessions:
+            s.close()
+
+
+def test_the_number_of_postgresql_nodes_is_one_variable(ha):
+    """HA_PG_NODES=5 and `make up-ha`: two more nodes copy the primary and join as synchronous
+    standbys, the read port balances over all four standbys, and the batches acknowledged under
+    load are on all five nodes. Back to the default (3), the two are removed and the cluster has
+    its two synchronous standbys again."""
+    all_streaming(ha)
+    baseline = prices_now(ha)
+    ha.extra_env["HA_PG_NODES"] = "5"
+    try:
+        with Traffic(ha, f"nodes-{uuid.uuid4().hex[:6]}") as traffic:
+            ha.make("up-ha")
+            assert ha.nodes == ("pg1", "pg2", "pg3", "pg4", "pg5")
+            wait_until(lambda: sorted(m["Role"] for m in ha.members()) == ["Leader"] + ["Sync Standby"] * 4, 90,
+                       "a leader and 4 synchronous standbys")
+            wait_until(lambda: list(ha.backend_servers("pg_sync_replicas").values()).count("UP") == 4, 30,
+                       "4 standbys UP behind the read port")
+            time.sleep(3)
+        report("five nodes", traffic)
+        assert traffic.failed_reads() == []
+        check_no_loss(ha, traffic, baseline)  # the five nodes agree
+        primary = ha.leader()
+        standbys = {ha.address(ha.container(n)) for n in ha.nodes if n != primary}
+        assert read_port_servers(ha, standbys) == standbys
+    finally:
+        del ha.extra_env["HA_PG_NODES"]
+    with Traffic(ha, f"nodes-{uuid.uuid4().hex[:6]}") as shrink:
+        ha.make("up-ha")
+        wait_until(lambda: sorted(m["Role"] for m in ha.members()) == ["Leader", "Sync Standby", "Sync Standby"],
+                   90, "pg4 and pg5 gone from the cluster, 2 synchronous standbys")
+        wait_until(lambda: list(ha.backend_servers("pg_sync_replicas").values()).count("UP") == 2, 30,
+                   "2 standbys UP behind the read port")
+    report("back to three nodes", shrink)
+    assert shrink.failed_reads() == []
+    for node in ("pg4", "pg5"):  # no longer services of the stack: asked of Docker
+        assert not ha.run("docker", "ps", "-aq", "--filter", f"label=com.docker.compose.project={ha.project}",
+                          "--filter", f"label=com.docker.compose.service={node}").stdout.strip()
+    check_no_loss(ha, shrink, baseline + sum(b.rows for b in traffic.acknowledged()))
 
 
 def test_a_rolling_deploy_loses_no_request_and_lets_a_long_upload_finish(ha):
@@ -344,7 +401,7 @@ def test_a_batch_whose_standby_wait_is_cancelled_is_not_acknowledged(ha):
     once a standby is back, is acknowledged (200) and the batch is on every node."""
     all_streaming(ha)
     primary = ha.leader()
-    standbys = [n for n in NODES if n != primary]
+    standbys = [n for n in ha.nodes if n != primary]
     key, day, results = f"unconfirmed-{uuid.uuid4().hex[:6]}", "2305-01-01", []
     for node in standbys:
         ha.compose("stop", node)
@@ -362,5 +419,5 @@ def test_a_batch_whose_standby_wait_is_cancelled_is_not_acknowledged(ha):
     all_streaming(ha)
     upload(ha, key, 100, day, results)
     assert results[1] == 200
-    for node in NODES:
+    for node in ha.nodes:
         assert ha.sql(node, f"SELECT count(*) FROM prices WHERE day = '{day}'") == "100", node

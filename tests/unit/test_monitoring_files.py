@@ -8,7 +8,9 @@ in tests/environment/test_monitoring.py.)
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -182,14 +184,25 @@ def test_the_service_exports_its_batch_and_readiness_metrics():
 
 # ---- configurations -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("config", "compose"), [
-    ("prometheus.yml", ("compose.yaml", "compose.monitoring.yaml")),
-    ("prometheus-ha.yml", ("compose.ha.yaml", "compose.monitoring-ha.yaml")),
+def ha_nodes_services(nodes: int) -> set[str]:
+    """The services scripts/ha-nodes adds to the HA stack and its monitoring for HA_PG_NODES."""
+    generated = subprocess.run(["scripts/ha-nodes", "monitoring"], cwd=ROOT, capture_output=True, text=True,
+                               env={**os.environ, "HA_PG_NODES": str(nodes)}, check=True).stdout
+    return set(yaml.load(generated, Loader=_ComposeLoader)["services"])  # noqa: S506
+
+
+@pytest.mark.parametrize(("config", "compose", "nodes"), [
+    ("prometheus.yml", ("compose.yaml", "compose.monitoring.yaml"), 0),
+    ("prometheus-ha.yml", ("compose.ha.yaml", "compose.monitoring-ha.yaml"), 2),
+    ("prometheus-ha.yml", ("compose.ha.yaml", "compose.monitoring-ha.yaml"), 5),
 ])
-def test_every_scrape_target_is_a_service_of_its_stack(config, compose):
+def test_every_scrape_target_is_a_service_of_its_stack(config, compose, nodes):
     text = (MONITORING / "prometheus" / config).read_text()
     for name in ("SCRAPE_INTERVAL", "SCRAPE_TIMEOUT", "EVALUATION_INTERVAL"):
         text = text.replace(f"@{name}@", "1s")
+    # As ./start writes them: a Patroni and an exporter target per node.
+    for name, prefix, port in (("PATRONI_TARGETS", "pg", 8008), ("EXPORTER_TARGETS", "postgres-exporter-pg", 9187)):
+        text = text.replace(f'"@{name}@"', ", ".join(f'"{prefix}{i}:{port}"' for i in range(1, nodes + 1)))
     prometheus = yaml.safe_load(text)
     hosts = {target.split(":")[0] for job in prometheus["scrape_configs"] for group in job.get("static_configs", [])
              for target in group["targets"]}
@@ -198,9 +211,12 @@ def test_every_scrape_target_is_a_service_of_its_stack(config, compose):
               for name in sd["names"]}
     hosts |= {target.split(":")[0] for am in prometheus["alerting"]["alertmanagers"]
               for group in am["static_configs"] for target in group["targets"]}
-    assert hosts - {"localhost"} <= compose_services(*compose)
+    services = compose_services(*compose) | (ha_nodes_services(nodes) if nodes else set())
+    assert hosts - {"localhost"} <= services
     jobs = {job["job_name"] for job in prometheus["scrape_configs"]}
     assert {"rates-api", "postgres", "disk", "alertmanager", "prometheus"} <= jobs
+    if nodes:
+        assert {f"pg{nodes}", f"postgres-exporter-pg{nodes}"} <= hosts
 
 
 def test_alertmanager_routes_to_receivers_it_defines_and_the_sink_is_a_service():
