@@ -73,7 +73,7 @@ failover-drill: venv ## kill the HA stack's primary under load; print write gap,
 deploy: ## roll the HA stack's API replicas to a freshly built image, one container at a time (a new one in rotation before an old one drains), losing nothing
 	scripts/deploy
 
-bench-ha: venv ## HA figures: failovers (5 kills), switchover gap, read throughput with 1 and 2 API replicas, reads during upload bursts
+bench-ha: venv ## HA figures: failovers (5 kills), switchover gap, read throughput with 1 and 2 API replicas, reads during upload bursts, commit latency with 3 and 5 nodes
 	$(PY) scripts/bench_ha.py
 
 monitor: ## add Prometheus, Alertmanager, exporters (Grafana with GRAFANA_IMAGE) to the running stack(s), print URLs

@@ -13,9 +13,13 @@
   (d) BENCH_HA_BURSTS bursts (default 3) of 100 concurrent 10,000-row uploads (sent by a child
       process): the read p99 and worst of GET /rates at 50 reads/s during each, against 10 s of
       the same reads without uploads just before it (the baseline, same run); an upload
-      answered 503 is retried with its key, and counted.
+      answered 503 is retried with its key, and counted;
+  (e) commit latency against the node count: for each count in BENCH_HA_NODES ("3 5"), the
+      stack resized (HA_PG_NODES, `make up-ha`; every standby synchronous), then BENCH_HA_COMMITS
+      (200) 100-row batches one after the other: median and p99 from POST to 201, against the
+      first count's, same run. What every standby synchronous costs a write.
 
-BENCH_KEEP=1 leaves the stack running.
+BENCH_KEEP=1 leaves the stack running (at the default node count).
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ SWITCHOVERS = int(os.environ.get("BENCH_HA_SWITCHOVERS", "3"))
 BURSTS = int(os.environ.get("BENCH_HA_BURSTS", "3"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
+NODE_COUNTS = [int(n) for n in os.environ.get("BENCH_HA_NODES", "3 5").split()]
+COMMITS = int(os.environ.get("BENCH_HA_COMMITS", "200"))
 
 
 def switchover_gap(stack: HaStack) -> dict[str, float]:
@@ -161,6 +167,27 @@ def burst_latency(stack: HaStack, run: int) -> dict[str, float]:
             "burst_worst": max(r[2] for r in burst.reads) * 1000, "burst_s": seconds, "retries": len(retries)}
 
 
+def commit_latency(stack: HaStack, nodes: int) -> dict[str, float]:
+    """(e): the stack at ``nodes`` nodes, COMMITS 100-row batches in a row, POST -> 201 in ms."""
+    stack.extra_env["HA_PG_NODES"] = str(nodes)
+    stack.make("up-ha")
+    wait_until(lambda: sorted(m["Role"] for m in stack.members()) == ["Leader"] + ["Sync Standby"] * (nodes - 1),
+               120, f"a leader and {nodes - 1} synchronous standbys")
+    session, times = requests.Session(), []
+    headers = {"Authorization": f"Bearer {stack.ingest_token()}", "Content-Type": "text/csv"}
+    first = FIRST_DAY + timedelta(days=40_000 + 1_000 * nodes)  # days no other part uses
+    for i in range(COMMITS):
+        body = batch_body(first + timedelta(days=i), 100)
+        started = time.perf_counter()
+        answer = session.post(stack.api_url + "/batches", data=body, timeout=60,
+                              headers={**headers, "Idempotency-Key": f"commit-{nodes}-{uuid.uuid4().hex}"})
+        if answer.status_code != 201:
+            sys.exit(f"a batch was answered {answer.status_code} with {nodes} nodes: {answer.text}")
+        times.append((time.perf_counter() - started) * 1000)
+    times.sort()
+    return {"nodes": nodes, "median": statistics.median(times), "p99": times[int(len(times) * 0.99) - 1]}
+
+
 def main() -> int:
     if not shutil.which("wrk") or not shutil.which("nsenter"):
         sys.exit("wrk and nsenter are needed: apt-get install wrk util-linux (run as root: nsenter)")
@@ -174,6 +201,10 @@ def main() -> int:
         switches = [switchover_gap(stack) for _ in range(SWITCHOVERS)]
         reads = read_scaling(stack)
         bursts = [burst_latency(stack, run) for run in range(BURSTS)]
+        commits = [commit_latency(stack, nodes) for nodes in NODE_COUNTS]
+        stack.extra_env.pop("HA_PG_NODES", None)
+        if commits and os.environ.get("BENCH_KEEP") == "1":
+            stack.make("up-ha")  # back to the default node count
     finally:
         if os.environ.get("BENCH_KEEP") != "1":
             stack.compose("down", "--volumes", "--remove-orphans", check=False)
@@ -207,6 +238,12 @@ def main() -> int:
     print(line("worst read during the burst", [b["burst_worst"] for b in bursts], "ms"))
     print(line("burst: first upload sent -> last 201", [b["burst_s"] for b in bursts]))
     print(f"  uploads retried after a 503 (same key): {[b['retries'] for b in bursts]}")
+    if commits:
+        print(f"\ncommit latency, {COMMITS} 100-row batches one after the other, POST -> 201 (ms):")
+        for c in commits:
+            print(f"  {c['nodes']} nodes ({c['nodes'] - 1} synchronous standbys)   median {c['median']:6.1f}   "
+                  f"p99 {c['p99']:6.1f}   (x{c['median'] / commits[0]['median']:.2f} the median with "
+                  f"{commits[0]['nodes']} nodes)")
     return 0
 
 

@@ -82,7 +82,11 @@ class HaStack:
                         container).stdout.strip()
 
     def kill(self, service: str, signal: str = "KILL") -> None:
-        self.run("docker", "kill", "-s", signal, self.container(service))
+        self.kill_container(self.container(service), signal)
+
+    def kill_container(self, container: str, signal: str = "KILL") -> None:
+        """Kill one container (of a scaled service: api-read, api-ingest)."""
+        self.run("docker", "kill", "-s", signal, container)
 
     def start(self, service: str) -> None:
         self.run("docker", "start", self.container(service))
@@ -191,8 +195,9 @@ FIRST_DAY = date(2300, 1, 1)  # batches write days no dump has: each batch its o
 _DAYS = itertools.count(random.randrange(2_000_000))  # days apart from an earlier run's on a kept stack
 
 
-def batch_body(day: date, rows: int) -> bytes:
-    lines = ["orig_code,dest_code,day,price"] + [f"CNGGZ,EETLL,{day},{100 + i}" for i in range(rows)]
+def batch_body(day: date | str, rows: int) -> bytes:
+    """A CSV batch of ``rows`` prices on one day (CNGGZ to EETLL)."""
+    lines = ["orig_code,dest_code,day,price"] + [f"CNGGZ,EETLL,{day},{100 + i % 900}" for i in range(rows)]
     return ("\n".join(lines) + "\n").encode()
 
 

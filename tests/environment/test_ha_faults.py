@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import psycopg
 import requests
 
-from tools.ha import DOCUMENTED, HaStack, Traffic, check_no_loss, node_state, wait_until
+from tools.ha import DOCUMENTED, HaStack, Traffic, batch_body, check_no_loss, node_state, wait_until
 
 
 def prices_now(stack: HaStack) -> int:
@@ -57,7 +57,7 @@ def test_a_batch_acknowledged_is_read_at_once_through_any_replica(ha):
         url = f"{ha.api_url}/rates?date_from={day}&date_to={day}&orig_code=CNGGZ&dest_code=EETLL"
         assert session.get(url, timeout=10).json()["rates"][0]["count"] is None  # cached: nothing that day
         rows = 3 + i % 4
-        response = session.post(ha.api_url + "/batches", data=csv_body(rows, day),
+        response = session.post(ha.api_url + "/batches", data=batch_body(day, rows),
                                 headers={**headers, "Idempotency-Key": f"ryw-{uuid.uuid4().hex}"}, timeout=30)
         assert response.status_code == 201, response.text
         for _ in range(4):  # reads land on both API replicas and both standbys
@@ -113,15 +113,10 @@ def busy_server(stack: HaStack, backend: str) -> str:
     return wait_until(find, 30, f"a busy server in {backend}", every=0.1)  # type: ignore[return-value]
 
 
-def csv_body(rows: int, day: str) -> bytes:
-    return ("orig_code,dest_code,day,price\n" + "".join(f"CNGGZ,EETLL,{day},{100 + i % 900}\n"
-                                                        for i in range(rows))).encode()
-
-
 def paused_body(rows: int, day: str, halfway: threading.Event, resume: threading.Event):
-    """``csv_body`` streamed in ten parts, waiting after the fifth until ``resume`` is set: a kill
+    """``batch_body`` streamed in ten parts, waiting after the fifth until ``resume`` is set: a kill
     made meanwhile lands mid-batch every time, not by luck of timing."""
-    body, step = csv_body(rows, day), -(-len(csv_body(rows, day)) // 10)
+    body, step = batch_body(day, rows), -(-len(batch_body(day, rows)) // 10)
     for part in range(10):
         if part == 5:
             halfway.set()
@@ -131,7 +126,7 @@ def paused_body(rows: int, day: str, halfway: threading.Event, resume: threading
 
 def upload(stack: HaStack, key: str, rows: int | bytes | Iterator[bytes], day: str, results: list) -> None:
     """POST one batch (``rows`` rows of ``day``, or a ready body) and record its status."""
-    body = csv_body(rows, day) if isinstance(rows, int) else rows
+    body = batch_body(day, rows) if isinstance(rows, int) else rows
     headers = {"Authorization": f"Bearer {stack.ingest_token()}", "Content-Type": "text/csv",
                "Idempotency-Key": key}
     try:
@@ -144,7 +139,7 @@ def upload(stack: HaStack, key: str, rows: int | bytes | Iterator[bytes], day: s
 def test_an_api_replica_killed_costs_no_read_and_its_upload_is_retried_once(ha):
     with Traffic(ha, f"api-{uuid.uuid4().hex[:6]}", rows=0) as traffic:
         time.sleep(2)
-        ha.run("docker", "kill", "-s", "KILL", ha.containers("api-read")[0])
+        ha.kill_container(ha.containers("api-read")[0])
         time.sleep(3)
         key, results = f"api-upload-{uuid.uuid4().hex[:6]}", []
         halfway, resume = threading.Event(), threading.Event()
@@ -153,7 +148,7 @@ def test_an_api_replica_killed_costs_no_read_and_its_upload_is_retried_once(ha):
         thread.start()
         assert halfway.wait(60), "the upload did not get halfway"
         try:
-            ha.run("docker", "kill", "-s", "KILL", ha.server_container("api_ingest", busy_server(ha, "api_ingest")))
+            ha.kill_container(ha.server_container("api_ingest", busy_server(ha, "api_ingest")))
         finally:
             resume.set()
         thread.join()
@@ -368,7 +363,7 @@ def test_reads_keep_their_latency_during_a_burst_of_uploads(ha):
     before = {c: posts_on(c) for c in ha.containers("api-read")}
     results: list = []
     # Bodies made beforehand: this process's own work must not delay the reads it times.
-    bodies = [csv_body(10_000, f"2304-{1 + i // 28:02d}-{1 + i % 28:02d}") for i in range(100)]
+    bodies = [batch_body(f"2304-{1 + i // 28:02d}-{1 + i % 28:02d}", 10_000) for i in range(100)]
     with Traffic(ha, f"burst-{uuid.uuid4().hex[:6]}", read_rate=50, rows=0) as traffic:
         time.sleep(2)
         threads = [threading.Thread(target=upload, args=(ha, f"burst-{uuid.uuid4().hex[:8]}", body, "", results))
