@@ -52,11 +52,11 @@ up-ha: ## start the highly available stack (etcd x3, Patroni x HA_PG_NODES, HAPr
 	scripts/up-ha
 
 down-ha: ## stop and remove the HA stack's containers, keep its volumes
-	scripts/ha-compose down --remove-orphans
+	scripts/ha-down
 	@echo "HA stack stopped; its volumes are kept (make reset-ha wipes them)"
 
 reset-ha: ## wipe the HA stack's volumes (etcd, every PostgreSQL node), then start it again
-	scripts/ha-compose down --volumes --remove-orphans
+	scripts/ha-down --volumes
 	@echo "removed the HA stack's containers, network and volumes"
 	scripts/up-ha
 

@@ -194,7 +194,7 @@ def main() -> int:
     port = int(os.environ.get("BENCH_HA_PORT", "3500"))
     stack = HaStack(project=os.environ.get("BENCH_HA_PROJECT", "rates-ha-bench"), api_port=port,
                     write_port=port + 2200, read_port=port + 2201, stats_port=port + 5104)
-    stack.compose("down", "--volumes", "--remove-orphans")
+    stack.down()
     stack.make("up-ha")
     try:
         kills = [drill(stack) for _ in range(KILLS)]
@@ -207,7 +207,7 @@ def main() -> int:
             stack.make("up-ha")  # back to the default node count
     finally:
         if os.environ.get("BENCH_KEEP") != "1":
-            stack.compose("down", "--volumes", "--remove-orphans", check=False)
+            stack.down(check=False)
 
     def line(name: str, values: list[float], unit: str = "s") -> str:
         if not values:

@@ -65,6 +65,10 @@ class HaStack:
     def compose(self, *args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return self.run("scripts/ha-compose", *args, check=check, timeout=timeout)
 
+    def down(self, volumes: bool = True, check: bool = True) -> None:
+        """Remove the stack (scripts/ha-down): containers, network and, with ``volumes``, every volume."""
+        self.run("scripts/ha-down", *(["--volumes"] if volumes else []), check=check)
+
     def make(self, target: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         return self.run("make", "--no-print-directory", target, check=check, timeout=timeout)
 

@@ -26,8 +26,8 @@ def ha() -> HaStack:
     stack = HaStack(project=os.environ.get("RATES_TEST_HA_PROJECT", "rates-ha-test"), api_port=port,
                     write_port=port + 2200, read_port=port + 2201, stats_port=port + 5104,
                     extra_env={"MONITORING": "1", **FAST, **ports(port, prefix="HA_")})
-    stack.compose("down", "--volumes", "--remove-orphans")
+    stack.down()
     stack.make("up-ha")
     yield stack
     if not KEEP:
-        stack.compose("down", "--volumes", "--remove-orphans")
+        stack.down()
