@@ -171,8 +171,7 @@ def commit_latency(stack: HaStack, nodes: int) -> dict[str, float]:
     """(e): the stack at ``nodes`` nodes, COMMITS 100-row batches in a row, POST -> 201 in ms."""
     stack.extra_env["HA_PG_NODES"] = str(nodes)
     stack.make("up-ha")
-    wait_until(lambda: sorted(m["Role"] for m in stack.members()) == ["Leader"] + ["Sync Standby"] * (nodes - 1),
-               120, f"a leader and {nodes - 1} synchronous standbys")
+    stack.wait_all_synchronous(within=120)
     session, times = requests.Session(), []
     headers = {"Authorization": f"Bearer {stack.ingest_token()}", "Content-Type": "text/csv"}
     first = FIRST_DAY + timedelta(days=40_000 + 1_000 * nodes)  # days no other part uses

@@ -162,6 +162,13 @@ class HaStack:
         """(role, state) of ``node``, e.g. ("Sync Standby", "streaming")."""
         return next(((m["Role"], m["State"]) for m in self.members(exclude) if m["Member"] == node), None)
 
+    def wait_all_synchronous(self, within: float = 90) -> None:
+        """Wait until the cluster is a leader and as many synchronous standbys as the other nodes
+        (every standby synchronous: synchronous_node_count = nodes - 1, set by `make up-ha`)."""
+        standbys = len(self.nodes) - 1
+        wait_until(lambda: sorted(m["Role"] for m in self.members()) == ["Leader"] + ["Sync Standby"] * standbys,
+                   within, f"a leader and {standbys} synchronous standbys")
+
     def sql(self, node: str, query: str, timeout: float = 30) -> str:
         """Run ``query`` on one node over its local socket (no proxy); its output, unaligned."""
         return self.compose("exec", "-T", node, "psql", "-U", "postgres", "-d", "rates", "-XtAc", query,
